@@ -1,0 +1,74 @@
+"""The ``disent-bench`` command: a thin layer that parses arguments and prints; the library does the work.
+
+Every command module registers its commands on :data:`app`. Bad input raises
+:class:`disent_bench.errors.UserError`, which :func:`main` prints on one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from disent_bench import __version__
+from disent_bench.errors import UserError
+
+app = typer.Typer(
+    name="disent-bench",
+    help="Benchmark disentangled representation learning: datasets, models, training, metrics, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"disent-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    data_dir: Annotated[Optional[Path], typer.Option(
+        "--data-dir", envvar="DISENT_BENCH_DATA",
+        help="Data home for official and synthetic datasets [default: ./datasets].")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    if data_dir is not None:
+        # The environment carries the data home to library code and to worker processes alike.
+        os.environ["DISENT_BENCH_DATA"] = str(data_dir)
+
+
+def _register_commands() -> None:
+    from disent_bench.cli import data, evaluate, report, run, speed
+
+    for module in (data, speed, evaluate, run, report):
+        module.register(app)
+
+
+_register_commands()
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise (code 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def main() -> None:
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
