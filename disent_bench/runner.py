@@ -1,0 +1,359 @@
+"""Run one benchmark run end to end, safely: claim it, train (resuming), score, write its results.
+
+A run lives in ``<out>/runs/<run-id>/``:
+
+* ``config.json``: the resolved :class:`~disent_bench.grid.RunSpec`;
+* ``checkpoint.pt`` and ``train_log.csv``: written by :func:`disent_bench.train.train`, which resumes
+  from the checkpoint by itself, so a killed run loses at most the steps since its last checkpoint;
+* ``metrics.json``: every metric per representation, plus provenance (versions, device, the dataset
+  source actually used and its checksum, seeds, wall times, date);
+* ``DONE``: written last; a run is finished when ``DONE`` exists and ``metrics.json`` is valid;
+* ``error.json``: the error and traceback of a failed attempt (removed when a later attempt succeeds);
+* ``.lock``: an OS file lock (``flock``, via :mod:`filelock`) held while a process works on the run.
+  It dies with its process, so a killed runner never blocks the run for good.
+
+:func:`execute_run` is a module-level function of plain arguments so that executors (local processes,
+Ray, Slurm) can ship it to workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from disent_bench._io import atomic_write_json, atomic_write_text
+from disent_bench.errors import UserError
+from disent_bench.grid import RunSpec
+
+__all__ = ["RunOutcome", "execute_run", "run_status", "is_done", "run_dir", "read_metrics", "claim",
+           "provenance", "RESULTS_VERSION"]
+
+#: Layout version of metrics.json; bumped when its structure changes.
+RESULTS_VERSION = 1
+
+DONE = "DONE"
+METRICS = "metrics.json"
+CONFIG = "config.json"
+ERROR = "error.json"
+CHECKPOINT = "checkpoint.pt"
+LOCK = ".lock"
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run in one invocation.
+
+    ``status``: ``"done"`` (trained/scored now), ``"skipped"`` (already finished), ``"claimed"``
+    (another process holds it), or ``"failed"`` (see ``error`` and runs/<id>/error.json).
+    """
+
+    run_id: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    steps_trained: int = 0
+    images_per_second: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_dir(out_dir: str | os.PathLike, run_id: str) -> Path:
+    return Path(out_dir) / "runs" / run_id
+
+
+# -- status -----------------------------------------------------------------------------------------
+def read_metrics(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The parsed metrics.json of a run directory, or None when missing or damaged."""
+    path = Path(directory) / METRICS
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or not data["results"]:
+        return None
+    return data
+
+
+def _eval_matches(metrics: Mapping[str, Any], run: RunSpec) -> bool:
+    """True when a finished run was scored with the evaluation the grid asks for now."""
+    stored = metrics.get("config", {}).get("eval")
+    return json.dumps(stored, sort_keys=True) == json.dumps(run.eval, sort_keys=True)
+
+
+def is_done(directory: str | os.PathLike, run: RunSpec | None = None) -> bool:
+    """Finished: DONE present, metrics.json valid, and (given ``run``) scored with ``run``'s evaluation."""
+    directory = Path(directory)
+    if not (directory / DONE).is_file():
+        return False
+    metrics = read_metrics(directory)
+    if metrics is None:
+        return False
+    return run is None or _eval_matches(metrics, run)
+
+
+def checkpoint_step(directory: str | os.PathLike) -> int | None:
+    """The step the run's checkpoint holds (None without a readable one)."""
+    path = Path(directory) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        from disent_bench.train import checkpoint_step as _train_checkpoint_step
+    except ImportError:
+        _train_checkpoint_step = None
+    try:
+        if _train_checkpoint_step is not None:
+            return int(_train_checkpoint_step(path))
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return int(state.get("step", 0))
+    except Exception:  # noqa: BLE001 - a damaged checkpoint shows as "no step"; train() will say why
+        return None
+
+
+def run_status(run: RunSpec, out_dir: str | os.PathLike) -> tuple[str, int | None]:
+    """``("done"|"running"|"partial"|"failed"|"pending"|"rescore", step)`` of a run, reading only its files."""
+    directory = run_dir(out_dir, run.id)
+    if not directory.is_dir():
+        return "pending", None
+    if is_done(directory, run):
+        return "done", run.train.get("steps")
+    if is_done(directory):
+        return "rescore", run.train.get("steps")  # trained, but scored with other eval settings
+    if directory.joinpath(LOCK).exists():
+        lock = filelock.FileLock(str(directory / LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return "running", checkpoint_step(directory)
+        else:
+            lock.release()
+    step = checkpoint_step(directory)
+    if (directory / ERROR).is_file():
+        return "failed", step
+    if step is not None:
+        return "partial", step
+    return "pending", None
+
+
+# -- claiming ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def claim(directory: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold the run's lock for the block; yields False (without waiting) when another process holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(directory / LOCK))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+# -- provenance -------------------------------------------------------------------------------------
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - a missing package is recorded as None
+        return None
+
+
+def provenance(device: Any = None, dataset: Any = None) -> dict[str, Any]:
+    """Versions, device and dataset identity recorded with every result."""
+    import numpy
+    import sklearn
+    import torch
+
+    from disent_bench import __version__
+
+    info: dict[str, Any] = {
+        "disent_bench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit_learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "torch_threads": torch.get_num_threads(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device is not None:
+        info["device"] = str(device)
+        if getattr(device, "type", None) == "cuda":
+            info["device_name"] = torch.cuda.get_device_name(device)
+    if dataset is not None:
+        info["dataset"] = {"name": dataset.name, "source": dataset.source, "checksum": dataset.checksum,
+                           "num_images": len(dataset), "image_shape": list(dataset.image_shape),
+                           "factor_names": list(dataset.factor_names),
+                           "factor_sizes": list(dataset.factor_sizes)}
+    return info
+
+
+# -- executing one run ------------------------------------------------------------------------------
+_DATASETS: dict[tuple[str, str, str], Any] = {}
+
+
+def _dataset(name: str, source: str, progress: bool):
+    """Load a dataset once per process (workers keep it across runs)."""
+    from disent_bench import data
+
+    key = (name, source, str(data.data_home()))
+    if key not in _DATASETS:
+        _DATASETS[key] = data.get_dataset(name, source, progress=progress)
+    return _DATASETS[key]
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def execute_run(run: RunSpec | Mapping[str, Any], out_dir: str | os.PathLike, *, progress: bool = False,
+                wait: bool = False) -> RunOutcome:
+    """Claim, train (resuming), score and record one run; never raises for a failure of the run itself.
+
+    Returns a :class:`RunOutcome`. A run someone else holds is not touched (``"claimed"``) unless
+    ``wait`` is set, in which case this waits for the lock and then finishes the run if it still needs it.
+    """
+    if not isinstance(run, RunSpec):
+        run = RunSpec.from_json(run)
+    directory = run_dir(out_dir, run.id)
+    start = time.perf_counter()
+    with claim(directory, wait=wait) as owned:
+        if not owned:
+            return RunOutcome(run.id, "claimed")
+        if is_done(directory, run):
+            return RunOutcome(run.id, "skipped")
+        try:
+            outcome = _train_and_score(run, directory, progress=progress)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failure must not stop the others: record it
+            message = f"{type(exc).__name__}: {exc}"
+            atomic_write_json(directory / ERROR, {
+                "run_id": run.id, "error_type": type(exc).__name__, "error": str(exc),
+                "user_error": isinstance(exc, UserError),
+                "traceback": traceback.format_exc(),
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "pid": os.getpid(), "hostname": socket.gethostname()})
+            return RunOutcome(run.id, "failed", seconds=time.perf_counter() - start, error=message)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+
+def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOutcome:
+    import torch
+
+    from disent_bench import metrics as metric_lib
+    from disent_bench import models
+    from disent_bench.train import TrainConfig, resolve_device, train
+
+    atomic_write_json(directory / CONFIG, run.to_json())
+    device = resolve_device(run.device)
+    dataset = _dataset(run.dataset["name"], run.dataset["source"], progress)
+    model = models.build(run.model["name"], in_channels=dataset.num_channels,
+                         latent_dim=run.model["latent_dim"], **run.model["params"])
+    config = TrainConfig(**{**run.train, "device": str(device)})
+
+    step_before = checkpoint_step(directory) or 0
+    t0 = time.perf_counter()
+    result = train(model, dataset, config, run_dir=directory, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    trained_model = getattr(result, "model", None) or model
+    final = _final_losses(result)
+    bad = {k: v for k, v in final.items() if not _finite(v)}
+    if bad:
+        raise FloatingPointError(f"training diverged: final loss is not finite ({bad})")
+    steps_trained = max(int(run.train["steps"]) - step_before, 0)
+
+    trained_model.eval()
+    results: dict[str, dict[str, float]] = {}
+    eval_seconds = {}
+    representations = list(run.eval["representation"])
+    skipped_reps = []
+    for representation in representations:
+        if representation == "sampled" and not trained_model.has_variance:
+            skipped_reps.append(representation)  # a deterministic encoder has no sampled code
+            continue
+        t1 = time.perf_counter()
+        scores = metric_lib.evaluate(
+            dataset, trained_model, metrics=tuple(run.eval["metrics"]), preset=run.eval["preset"],
+            seed=run.seed, representation=representation, settings=run.eval.get("settings") or None,
+            device=device, progress=progress)
+        eval_seconds[representation] = time.perf_counter() - t1
+        results[representation] = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in scores.items()}
+
+    record = {
+        "results_version": RESULTS_VERSION,
+        "run_id": run.id,
+        "config": run.to_json(),
+        "model_hparams": trained_model.hparams,
+        "results": results,
+        "skipped_representations": skipped_reps,
+        "train": {"steps": int(run.train["steps"]), "steps_this_attempt": steps_trained,
+                  "resumed_from_step": step_before, "seconds_this_attempt": round(train_seconds, 3),
+                  "seconds_total": _result_attr(result, ("seconds", "train_seconds", "wall_seconds"),
+                                                train_seconds),
+                  "final_loss": final},
+        "eval": {"seconds": {k: round(v, 3) for k, v in eval_seconds.items()}},
+        "provenance": {**provenance(device, dataset), "seed": run.seed,
+                       "eval_preset": run.eval["preset"], "torch_deterministic": torch.are_deterministic_algorithms_enabled()},
+    }
+    atomic_write_json(directory / METRICS, record)
+    with contextlib.suppress(FileNotFoundError):
+        (directory / ERROR).unlink()
+    atomic_write_text(directory / DONE, record["provenance"]["date"] + "\n")
+    ips = (steps_trained * int(run.train["batch_size"]) / train_seconds) if steps_trained and train_seconds > 0 else None
+    return RunOutcome(run.id, "done", steps_trained=steps_trained, images_per_second=ips)
+
+
+def _result_attr(result: Any, names: tuple[str, ...], default: Any) -> Any:
+    for name in names:
+        value = getattr(result, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def _final_losses(result: Any) -> dict[str, float]:
+    """The last logged losses of a TrainResult, whatever it names them."""
+    for name in ("final_losses", "final_loss", "losses", "last_losses"):
+        value = getattr(result, name, None)
+        if isinstance(value, Mapping):
+            return {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
+        if isinstance(value, (int, float)):
+            return {"total": float(value)}
+    return {}
+
+
+def log(message: str) -> None:
+    """One status line on stderr (through rich on a terminal, so it does not break progress bars)."""
+    from disent_bench.progress import console, is_terminal
+
+    if is_terminal():
+        console.print(message, highlight=False, markup=False)
+    else:
+        print(message, file=sys.stderr, flush=True)
