@@ -1,9 +1,115 @@
-"""CLI commands (see disent_bench.cli)."""
+"""``disent-bench run --grid FILE``: train and score every run of a grid (resumable, lockable, parallel)."""
 
 from __future__ import annotations
 
+import fnmatch
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from disent_bench.errors import UserError
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def select_runs(runs: list, only: Optional[list[str]]) -> list:
+    """Runs whose id matches any of the fnmatch patterns (all runs without patterns)."""
+    if not only:
+        return runs
+    chosen = [run for run in runs if any(fnmatch.fnmatchcase(run.id, pattern) for pattern in only)]
+    if not chosen:
+        sample = ", ".join(run.id for run in runs[:3])
+        raise UserError(f"--only {' '.join(only)!r} matches none of the grid's {len(runs)} run ids "
+                        f"(e.g. {sample}); patterns use fnmatch, e.g. --only '*beta_vae*'")
+    return chosen
+
+
+def _print_plan(rows: list[dict], out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {out_dir}", show_lines=False)
+    for column in ("run id", "dataset", "model", "seed", "steps", "status", "estimate"):
+        table.add_column(column, justify="right" if column in ("seed", "steps", "estimate") else "left")
+    total = 0.0
+    unknown_eval = False
+    counts: dict[str, int] = {}
+    for row in rows:
+        run = row["run"]
+        status = row["status"]
+        counts[status] = counts.get(status, 0) + 1
+        label = f"{status}(step {row['step']})" if status in ("partial", "running", "failed") and row["step"] else status
+        seconds = row["train_seconds"] + (row["eval_seconds"] or 0.0)
+        if status not in ("done",) and row["eval_seconds"] is None:
+            unknown_eval = True
+        total += seconds
+        source = run.dataset["source"]
+        table.add_row(run.id, f"{run.dataset['name']} ({source})", run.model["name"], str(run.seed),
+                      str(run.train["steps"]), label, "-" if status == "done" else _fmt_seconds(seconds))
+    console = Console()
+    console.print(table)
+    speeds = {f"{row['run'].model['name']}": f"{row['images_per_second']:.0f} img/s ({row['speed_source']})"
+              for row in rows if row["images_per_second"]}
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    console.print(f"{len(rows)} runs: {summary}")
+    if speeds:
+        console.print("training speed: " + "; ".join(f"{k} {v}" for k, v in speeds.items()))
+    note = " + evaluation (no finished run to time it from yet)" if unknown_eval else ""
+    console.print(f"estimated time left at 1 job: {_fmt_seconds(total)}{note}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def run(
+        grid: Annotated[Path, typer.Option("--grid", "-g", help="The grid file (TOML), e.g. benchmarks.toml.")],
+        out: Annotated[Optional[Path], typer.Option(
+            "--out", "-o", help="Results directory [default: results/<benchmark name>].")] = None,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="List the runs with their status and a time estimate; run nothing.")] = False,
+        only: Annotated[Optional[list[str]], typer.Option(
+            "--only", help="Only runs whose id matches this fnmatch pattern (repeatable).")] = None,
+        executor: Annotated[str, typer.Option(
+            "--executor", help="Where runs execute: local (others may be installed).")] = "local",
+        jobs: Annotated[int, typer.Option(
+            "--jobs", "-j", min=1, help="Runs at once (local: processes sharing the CPU cores).")] = 1,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+    ) -> None:
+        """Train and score every run of a grid; finished runs are skipped, unfinished ones resume."""
+        from disent_bench.executors import get_executor
+        from disent_bench.grid import expand, load_grid
+        from disent_bench.runner import check_data, plan
+
+        spec = load_grid(grid)
+        runs = select_runs(expand(spec), only)
+        out_dir = out if out is not None else spec.default_out
+        if dry_run:
+            _print_plan(plan(runs, out_dir), out_dir)
+            return
+        runner = get_executor(executor)
+        check_data(runs)
+        outcomes = runner.run(runs, out_dir, jobs=jobs, progress=progress)
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        failed = [o for o in outcomes if o.status == "failed"]
+        claimed = [o for o in outcomes if o.status == "claimed"]
+        typer.echo(f"{len(outcomes)} runs in {out_dir}: " +
+                   ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+        for outcome in failed:
+            typer.echo(f"  failed: {outcome.run_id}: {outcome.error} "
+                       f"(details: {out_dir / 'runs' / outcome.run_id / 'error.json'})", err=True)
+        for outcome in claimed:
+            typer.echo(f"  still held by another process: {outcome.run_id}", err=True)
+        if failed or claimed:
+            sys.exit(1)

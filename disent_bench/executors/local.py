@@ -1,0 +1,128 @@
+"""Run on this machine: one run at a time in this process, or ``jobs`` runs at once as processes."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from disent_bench.grid import RunSpec
+from disent_bench.runner import RunOutcome, execute_run, log
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    # N jobs share the cores: each process gets its share of torch's intra-op threads.
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class _Overall:
+    """Runs done/total and an ETA from the seconds per training step measured so far."""
+
+    def __init__(self, runs: Sequence[RunSpec], jobs: int) -> None:
+        self.total = len(runs)
+        self.jobs = jobs
+        self.steps = {run.id: int(run.train.get("steps", 1)) for run in runs}
+        self.finished: set[str] = set()
+        self.work_seconds = 0.0
+        self.work_steps = 0
+
+    def record(self, outcome: RunOutcome) -> None:
+        if outcome.status in ("done", "skipped", "failed"):
+            self.finished.add(outcome.run_id)
+        if outcome.status == "done" and outcome.steps_trained:
+            self.work_seconds += outcome.seconds
+            self.work_steps += outcome.steps_trained
+
+    def eta(self) -> str:
+        if not self.work_steps:
+            return "eta ?"
+        remaining = sum(s for rid, s in self.steps.items() if rid not in self.finished)
+        return "eta " + _fmt_seconds(remaining * self.work_seconds / self.work_steps / self.jobs)
+
+    def line(self, outcome: RunOutcome) -> str:
+        detail = {"done": f"done in {_fmt_seconds(outcome.seconds)}", "skipped": "already finished",
+                  "claimed": "claimed by another process; will revisit",
+                  "failed": f"FAILED: {outcome.error}"}[outcome.status]
+        return f"[{len(self.finished)}/{self.total} runs, {self.eta()}] {outcome.run_id}: {detail}"
+
+
+class LocalExecutor:
+    """Executes runs on this machine; ``jobs > 1`` runs that many at once in spawned processes."""
+
+    name = "local"
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1,
+            progress: bool = True) -> list[RunOutcome]:
+        jobs = max(1, int(jobs))
+        overall = _Overall(runs, jobs)
+        outcomes: dict[str, RunOutcome] = {}
+        if jobs == 1:
+            first = self._sequential(runs, out_dir, overall, progress, wait=False)
+        else:
+            first = self._parallel(runs, out_dir, overall, jobs, wait=False)
+        outcomes.update(first)
+        # Runs another process held: wait for each, then finish it if that process did not.
+        claimed = [run for run in runs if outcomes[run.id].status == "claimed"]
+        if claimed:
+            log(f"revisiting {len(claimed)} run(s) claimed by another process (waiting for their locks)")
+            if jobs == 1:
+                outcomes.update(self._sequential(claimed, out_dir, overall, progress, wait=True))
+            else:
+                outcomes.update(self._parallel(claimed, out_dir, overall, jobs, wait=True))
+        return [outcomes[run.id] for run in runs]
+
+    def _sequential(self, runs, out_dir, overall: _Overall, progress: bool, *, wait: bool):
+        outcomes = {}
+        for i, run in enumerate(runs):
+            if progress:
+                log(f"[{len(overall.finished)}/{overall.total} runs, {overall.eta()}] starting {run.id}")
+            outcome = execute_run(run, out_dir, progress=progress, wait=wait)
+            overall.record(outcome)
+            outcomes[run.id] = outcome
+            log(overall.line(outcome))
+        return outcomes
+
+    def _parallel(self, runs, out_dir, overall: _Overall, jobs: int, *, wait: bool):
+        threads = max(1, _cpu_count() // jobs)
+        outcomes = {}
+        context = multiprocessing.get_context("spawn")  # fork after torch threads start is unsafe
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                                    initargs=(threads,)) as pool:
+            futures = {pool.submit(execute_run, run.to_json(), str(out_dir), progress=False, wait=wait): run
+                       for run in runs}
+            for future in cf.as_completed(futures):
+                run = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    outcome = RunOutcome(run.id, "failed", error=f"worker process failed: {type(exc).__name__}: {exc}")
+                overall.record(outcome)
+                outcomes[run.id] = outcome
+                log(overall.line(outcome))
+        return outcomes
+
+
+__all__ = ["LocalExecutor"]
