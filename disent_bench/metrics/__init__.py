@@ -1,0 +1,174 @@
+"""Disentanglement metrics of the reference protocol (Locatello et al. 2019), computed with one encoding pass.
+
+``evaluate(dataset, encoder, metrics=..., preset="paper", seed=0)`` returns a flat dict of floats with
+keys ``"<metric>.<name>"`` (e.g. ``"mig.score"``, ``"beta_vae.eval_accuracy"``, ``"dci.seconds"``) plus
+``"images_encoded"`` (distinct images encoded for the whole evaluation) and ``"seconds"``.
+
+How: every metric first draws, vectorised, all the image indices it will need, from its own numpy
+generator derived from ``seed`` (so a metric's numbers do not depend on which other metrics run with it);
+the union of those indices is encoded once in large batches (:mod:`disent_bench.metrics.cache`); then
+each metric computes its estimator from cached codes. At paper settings on dSprites the suite would
+encode ~3 million images in the reference; here it encodes at most the 737,280 the dataset holds.
+
+The estimators, their settings and the presets: :mod:`~disent_bench.metrics.beta_vae`,
+:mod:`~disent_bench.metrics.factor_vae`, :mod:`~disent_bench.metrics.mig`, :mod:`~disent_bench.metrics.dci`,
+:mod:`~disent_bench.metrics.sap`, :mod:`~disent_bench.metrics.modularity`,
+:mod:`~disent_bench.metrics.reconstruction`, :mod:`~disent_bench.metrics.presets`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import sklearn
+import torch
+
+from disent_bench.data.base import GroundTruthData
+from disent_bench.errors import UserError
+from disent_bench.metrics import beta_vae, dci, factor_vae, mig, modularity, reconstruction, sap
+from disent_bench.metrics.cache import CodeView, Encoder, RepresentationCache, can_decode, is_model, model_device
+from disent_bench.metrics.presets import PRESETS, resolve_settings
+from disent_bench.progress import ProgressReporter
+
+__all__ = ["evaluate", "available", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions"]
+
+# Order matters: a metric's position here fixes its random stream (SeedSequence spawn key).
+_MODULES = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity, reconstruction)}
+DEFAULT_METRICS: tuple[str, ...] = tuple(_MODULES)
+REPRESENTATIONS = ("mean", "sampled")
+
+
+def available() -> list[str]:
+    """Names of the metrics :func:`evaluate` computes."""
+    return list(_MODULES)
+
+
+def versions() -> dict[str, str]:
+    """Library versions to record with every result (several sklearn estimators changed defaults)."""
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "torch": torch.__version__}
+
+
+def _metric_names(metrics: str | Sequence[str]) -> list[str]:
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    names = list(dict.fromkeys(metrics))  # drop repeats, keep order
+    if not names:
+        raise UserError(f"no metrics given; valid metrics: {', '.join(_MODULES)}")
+    unknown = [m for m in names if m not in _MODULES]
+    if unknown:
+        raise UserError(f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                        f"valid metrics: {', '.join(_MODULES)}")
+    return names
+
+
+def _resolve_device(encoder: object, device) -> torch.device:
+    if device is not None:
+        try:
+            from disent_bench.train import resolve_device
+        except ImportError:  # training module not present: accept explicit torch device strings
+            return torch.device(device)
+        return resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    if isinstance(encoder, torch.nn.Module):
+        return model_device(encoder)
+    return torch.device("cpu")
+
+
+def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = DEFAULT_METRICS,
+             preset: str = "paper", seed: int = 0, representation: str = "mean",
+             settings: Mapping[str, Mapping[str, object]] | None = None, device=None,
+             progress: bool = True, batch_size: int = 1024) -> dict[str, float]:
+    """Score ``encoder`` on ``dataset`` with the chosen metrics.
+
+    Parameters
+    ----------
+    dataset:
+        A :class:`~disent_bench.data.GroundTruthData` (full-factorial: a factor row is an image index).
+    encoder:
+        A disent-bench model (a torch module with ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``),
+        any other torch module mapping images ``(n, C, H, W)`` in [0, 1] to codes ``(n, D)``, or any
+        callable doing the same on a float32 numpy array (numpy or torch output).
+    metrics:
+        Names from :func:`available` (a list, or one comma-separated string).
+    preset, settings:
+        ``"paper"`` (reference defaults) or ``"quick"``; ``settings`` overrides per metric, e.g.
+        ``{"factor_vae": {"num_train": 2000}}``. See :mod:`disent_bench.metrics.presets`.
+    seed:
+        Everything random (samples, sampled-code noise, sklearn estimators) derives from it.
+    representation:
+        ``"mean"`` (headline) or ``"sampled"`` (``mean + std * eps``, fresh noise on every use; needs an
+        encoder with a variance).
+    device:
+        Where to encode; default: the model's device (CPU for plain callables).
+    batch_size:
+        Images per encoder call.
+    """
+    start = time.perf_counter()
+    names = _metric_names(metrics)
+    if representation not in REPRESENTATIONS:
+        raise UserError(f"unknown representation {representation!r}; valid: {', '.join(REPRESENTATIONS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(dataset, GroundTruthData):
+        raise UserError(f"dataset must be a GroundTruthData (see disent_bench.data.get_dataset), "
+                        f"got {type(dataset).__name__}")
+    chosen = resolve_settings(names, preset, settings)
+    if "reconstruction" in names and not can_decode(encoder):
+        warnings.warn("reconstruction skipped: the encoder has no decoder (model.decode); "
+                      "it needs a model, not an encoder-only callable", stacklevel=2)
+        names.remove("reconstruction")
+    if representation == "sampled" and is_model(encoder) and getattr(encoder, "has_variance", True) is False:
+        raise UserError("representation='sampled' needs an encoder with a variance (a VAE); "
+                        "this model is deterministic: use representation='mean'")
+
+    device = _resolve_device(encoder, device)
+    # One independent stream per metric, fixed by the metric's place in the canonical list.
+    # Each stream splits into (samples, sampled-code noise, sklearn random_state).
+    streams = {name: np.random.SeedSequence(int(seed), spawn_key=(i,)).spawn(3)
+               for i, name in enumerate(_MODULES) if name in names}
+    draws: dict[str, dict[str, np.ndarray]] = {}
+    for name in names:
+        draws[name] = _MODULES[name].draw(dataset, chosen[name], np.random.default_rng(streams[name][0]))
+    # Every drawn array is image indices except the "*_labels" ones (the factor a point is about).
+    needed = np.zeros(len(dataset), dtype=bool)  # a mask, not np.unique: O(n) for millions of draws
+    for d in draws.values():
+        for key, array in d.items():
+            if not key.endswith("_labels"):
+                needed[array.ravel()] = True
+    union = np.flatnonzero(needed)
+
+    result: dict[str, float] = {}
+    was_training = encoder.training if isinstance(encoder, torch.nn.Module) else None
+    if isinstance(encoder, torch.nn.Module):
+        encoder.eval()
+    try:
+        adapter = Encoder(encoder, device)
+        cache = RepresentationCache(dataset, adapter, union, batch_size=batch_size, progress=progress)
+        if representation == "sampled" and cache.std is None:
+            raise UserError("representation='sampled' needs an encoder that returns a variance "
+                            "(encode(x) -> (mu, logvar)); use representation='mean'")
+        with ProgressReporter("metrics", len(names), enabled=progress) as bar:
+            for name in names:
+                metric_start = time.perf_counter()
+                noise_rng = np.random.default_rng(streams[name][1])
+                random_state = int(streams[name][2].generate_state(1)[0] % (2**31 - 1))
+                view = CodeView(cache, representation, noise_rng)
+                if name == "reconstruction":
+                    scores = reconstruction.compute(dataset, draws[name], view, chosen[name], random_state,
+                                                    model=encoder, device=device)
+                else:
+                    scores = _MODULES[name].compute(dataset, draws[name], view, chosen[name], random_state)
+                for key, value in scores.items():
+                    result[f"{name}.{key}"] = float(value)
+                result[f"{name}.seconds"] = time.perf_counter() - metric_start
+                bar.update(1, metric=name)
+    finally:
+        if was_training:
+            encoder.train()
+    result["images_encoded"] = float(cache.images_encoded)
+    result["seconds"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,93 @@
+"""Modularity and explicitness.
+
+Ridgeway & Mozer 2018, "Learning Deep Disentangled Embeddings With the F-Statistic Loss" (NeurIPS), as
+estimated by google-research/disentanglement_lib (``evaluation/metrics/modularity_explicitness.py``,
+Locatello et al. 2019):
+
+* Modularity, from the same binned mutual-information matrix ``m`` ``(num_codes, K)`` as MIG (on
+  ``num_train`` random images): per code, ``theta = max_j m^2``, ``delta = (sum_j m^2 - theta) /
+  (theta * (K - 1))``, score ``1 - delta``; codes with ``theta = 0`` score 0; mean over codes.
+* Explicitness: codes standardised with the training mean and standard deviation; per factor, a
+  ``LogisticRegression`` (sklearn defaults) on all codes; the ROC AUC of its class probabilities against
+  the one-vs-rest binarised labels (macro average over classes), on the training images and on
+  ``num_test`` fresh ones; mean over factors. ``explicitness`` is the test value.
+
+Where the reference would divide by zero or crash, we choose the neutral reading and say so: a code with
+zero standard deviation is left at 0 after centring (the reference gives NaN), and classes absent from
+an evaluation sample are left out of the macro-average AUC (the reference's ``MultiLabelBinarizer``
+would then mismatch the probability columns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from disent_bench.data.base import GroundTruthData
+from disent_bench.metrics.cache import CodeView
+from disent_bench.metrics.discrete import histogram_discretize, mutual_info_matrix
+from disent_bench.metrics.sklearn_utils import quiet_fit
+
+NAME = "modularity"
+
+
+def modularity(mutual_information: np.ndarray) -> float:
+    """Modularity of a mutual-information matrix ``(num_codes, num_factors)``."""
+    squared = np.square(np.asarray(mutual_information, dtype=np.float64))
+    theta = squared.max(axis=1)
+    num_factors = squared.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = (squared.sum(axis=1) - theta) / (theta * (num_factors - 1.0))
+        score = 1.0 - delta
+    if num_factors == 1:
+        score = np.ones_like(theta)  # one factor: every informative code is trivially modular
+    score[theta == 0.0] = 0.0
+    return float(np.mean(score))
+
+
+def _ovr_auc(classes: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC over the classes that occur (with both outcomes) in ``labels``."""
+    aucs = []
+    for c, klass in enumerate(classes):
+        positive = labels == klass
+        if positive.all() or not positive.any():
+            continue
+        aucs.append(roc_auc_score(positive, probabilities[:, c]))
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def explicitness(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
+                 test_factors: np.ndarray, random_state: int) -> tuple[float, float]:
+    """Mean over factors of the logistic-regression ROC AUC: (train, test)."""
+    mean = train_codes.mean(axis=0)
+    std = train_codes.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    train_x = (train_codes - mean) / std
+    test_x = (test_codes - mean) / std
+    train_scores, test_scores = [], []
+    for j in range(train_factors.shape[1]):
+        y = train_factors[:, j]
+        if np.unique(y).size < 2:
+            continue  # one class: AUC is undefined
+        model = quiet_fit(LogisticRegression(random_state=random_state), train_x, y)
+        train_scores.append(_ovr_auc(model.classes_, model.predict_proba(train_x), y))
+        test_scores.append(_ovr_auc(model.classes_, model.predict_proba(test_x), test_factors[:, j]))
+    if not train_scores:
+        return float("nan"), float("nan")
+    return float(np.nanmean(train_scores)), float(np.nanmean(test_scores))
+
+
+def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"train": dataset.sample_indices(settings["num_train"], rng),
+            "test": dataset.sample_indices(settings["num_test"], rng)}
+
+
+def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,
+            random_state: int) -> dict[str, float]:
+    train, test = draws["train"], draws["test"]
+    train_codes, train_factors = view.codes(train), dataset.factors_of(train)
+    mi = mutual_info_matrix(histogram_discretize(train_codes, settings["num_bins"]), train_factors)
+    explicit_train, explicit_test = explicitness(train_codes, train_factors, view.codes(test),
+                                                 dataset.factors_of(test), random_state)
+    return {"score": modularity(mi), "explicitness": explicit_test, "explicitness_train": explicit_train}

@@ -1,0 +1,117 @@
+"""Sample sizes and settings of every metric: the "paper" and "quick" presets.
+
+``paper`` is the reference protocol of Locatello et al. (2019), i.e. the defaults of
+google-research/disentanglement_lib ``config/unsupervised_study_v1/metric_configs/*.gin``:
+
+=================  ==========================================================================
+beta_vae           batch_size 64, num_train 10000, num_eval 5000
+factor_vae         batch_size 64, num_train 10000, num_eval 5000, num_variance_estimate 10000,
+                   prune_threshold 0.05
+mig                num_train 10000, num_bins 20
+dci                num_train 10000, num_test 5000 (GradientBoostingClassifier, sklearn defaults)
+sap                num_train 10000, num_test 5000, continuous_factors 0 (classification, LinearSVC)
+modularity         num_train 10000, num_test 5000, num_bins 20
+reconstruction     num_batches 1000, batch_size 64 (64,000 held-out images)
+=================  ==========================================================================
+
+``quick`` is for CPU runs and smoke tests: the same estimators with smaller samples, so that the whole
+suite takes well under a minute per model on a small CPU. It keeps every per-point batch (64) and the
+bin count (20) of the reference, so only the sampling noise grows, not the meaning of the score:
+
+=================  ==========================================================================
+beta_vae           batch_size 64, num_train 1000, num_eval 500
+factor_vae         batch_size 64, num_train 1000, num_eval 500, num_variance_estimate 5000,
+                   prune_threshold 0.05
+mig                num_train 5000, num_bins 20
+dci                num_train 1000, num_test 500 (the GBT fit on 40-class orientation dominates)
+sap                num_train 5000, num_test 2500, continuous_factors 0
+modularity         num_train 5000, num_test 2500, num_bins 20
+reconstruction     num_batches 16, batch_size 64 (1,024 held-out images)
+=================  ==========================================================================
+
+Quick numbers are noisier than paper numbers and must not be compared with them.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from collections.abc import Mapping
+
+from disent_bench.errors import UserError
+
+PAPER: dict[str, dict[str, float]] = {
+    "beta_vae": {"batch_size": 64, "num_train": 10000, "num_eval": 5000},
+    "factor_vae": {"batch_size": 64, "num_train": 10000, "num_eval": 5000, "num_variance_estimate": 10000,
+                   "prune_threshold": 0.05},
+    "mig": {"num_train": 10000, "num_bins": 20},
+    "dci": {"num_train": 10000, "num_test": 5000},
+    "sap": {"num_train": 10000, "num_test": 5000, "continuous_factors": 0},
+    "modularity": {"num_train": 10000, "num_test": 5000, "num_bins": 20},
+    "reconstruction": {"num_batches": 1000, "batch_size": 64},
+}
+
+QUICK: dict[str, dict[str, float]] = {
+    "beta_vae": {"batch_size": 64, "num_train": 1000, "num_eval": 500},
+    "factor_vae": {"batch_size": 64, "num_train": 1000, "num_eval": 500, "num_variance_estimate": 5000,
+                   "prune_threshold": 0.05},
+    "mig": {"num_train": 5000, "num_bins": 20},
+    "dci": {"num_train": 1000, "num_test": 500},
+    "sap": {"num_train": 5000, "num_test": 2500, "continuous_factors": 0},
+    "modularity": {"num_train": 5000, "num_test": 2500, "num_bins": 20},
+    "reconstruction": {"num_batches": 16, "batch_size": 64},
+}
+
+PRESETS: dict[str, dict[str, dict[str, float]]] = {"paper": PAPER, "quick": QUICK}
+
+# The smallest value each setting may take (the estimators need at least this much data).
+_MINIMUM: dict[str, dict[str, float]] = {
+    "beta_vae": {"batch_size": 1, "num_train": 1, "num_eval": 1},
+    # Variances with ddof=1 need two points.
+    "factor_vae": {"batch_size": 2, "num_train": 1, "num_eval": 1, "num_variance_estimate": 2,
+                   "prune_threshold": 0.0},
+    "mig": {"num_train": 1, "num_bins": 1},
+    "dci": {"num_train": 1, "num_test": 1},
+    "sap": {"num_train": 1, "num_test": 1, "continuous_factors": 0},
+    "modularity": {"num_train": 1, "num_test": 1, "num_bins": 1},
+    "reconstruction": {"num_batches": 1, "batch_size": 1},
+}
+_FLOAT_SETTINGS = {("factor_vae", "prune_threshold")}
+_FLAG_SETTINGS = {("sap", "continuous_factors")}
+
+
+def resolve_settings(metrics: list[str], preset: str,
+                     overrides: Mapping[str, Mapping[str, object]] | None) -> dict[str, dict]:
+    """The settings of each metric in ``metrics``: the preset's, with ``overrides`` applied and checked."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown metrics preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    chosen = copy.deepcopy(PRESETS[preset])
+    overrides = overrides or {}
+    if not isinstance(overrides, Mapping):
+        raise UserError(f"metric settings must map a metric name to its settings, got {overrides!r}")
+    for metric, values in overrides.items():
+        if metric not in chosen:
+            raise UserError(f"settings for unknown metric {metric!r}; valid metrics: {', '.join(chosen)}")
+        if not isinstance(values, Mapping):
+            raise UserError(f"settings for {metric} must map setting names to values, got {values!r}")
+        for key, value in values.items():
+            if key not in chosen[metric]:
+                raise UserError(f"unknown setting {key!r} for metric {metric}; valid settings: "
+                                f"{', '.join(chosen[metric])}")
+            chosen[metric][key] = _check_value(metric, key, value)
+    return {metric: chosen[metric] for metric in metrics}
+
+
+def _check_value(metric: str, key: str, value: object):
+    minimum = _MINIMUM[metric][key]
+    if (metric, key) in _FLAG_SETTINGS:
+        if value not in (0, 1, True, False):
+            raise UserError(f"setting {metric}.{key} must be 0/1 (false/true), got {value!r}")
+        return int(value)
+    if (metric, key) in _FLOAT_SETTINGS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= minimum:
+            raise UserError(f"setting {metric}.{key} must be a number >= {minimum}, got {value!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise UserError(f"setting {metric}.{key} must be an integer >= {int(minimum)}, got {value!r}")
+    return int(value)
