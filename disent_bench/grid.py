@@ -47,7 +47,7 @@ TOP_KEYS = ("benchmark", "train", "datasets", "models", "eval", "slurm")
 # trainer's own TrainConfig fields are added to these at load time; latent_dim goes to the model.
 TRAIN_KEYS = ("steps", "batch_size", "lr", "betas", "eps", "checkpoint_every", "log_every")
 # Training settings that never change what a run learns (so they stay out of its id).
-NON_SEMANTIC_TRAIN_KEYS = ("checkpoint_every", "log_every", "device", "seed", "progress")
+NON_SEMANTIC_TRAIN_KEYS = ("checkpoint_every", "log_every", "device", "seed", "progress", "channels_last")
 MODEL_LEVEL_KEYS = ("latent_dim",)
 
 
@@ -329,8 +329,14 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
                 models=models, eval=eval_cfg, resources=resources, slurm=slurm)
     _check_models_build(where, grid)
     runs = expand(grid)
+    from disent_bench.train import TrainConfig
+
     seen: dict[str, int] = {}
     for run in runs:
+        try:
+            TrainConfig(**{**run.train, "device": run.device})
+        except UserError as exc:
+            raise where.error("train", f"run {run.id}: {exc}") from None
         if run.id in seen:
             raise where.error("models", f"two entries give the same run {run.id} (same dataset, model, "
                                         "hyper-parameters and seed); remove the duplicate")

@@ -112,17 +112,10 @@ def checkpoint_step(directory: str | os.PathLike) -> int | None:
     path = Path(directory) / CHECKPOINT
     if not path.is_file():
         return None
-    try:
-        from disent_bench.train import checkpoint_step as _train_checkpoint_step
-    except ImportError:
-        _train_checkpoint_step = None
-    try:
-        if _train_checkpoint_step is not None:
-            return int(_train_checkpoint_step(path))
-        import torch
+    from disent_bench.train import checkpoint_step as _train_checkpoint_step
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return int(state.get("step", 0))
+    try:
+        return int(_train_checkpoint_step(path))
     except Exception:  # noqa: BLE001 - a damaged checkpoint shows as "no step"; train() will say why
         return None
 
@@ -278,16 +271,16 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
                          latent_dim=run.model["latent_dim"], **run.model["params"])
     config = TrainConfig(**{**run.train, "device": str(device)})
 
-    step_before = checkpoint_step(directory) or 0
     t0 = time.perf_counter()
     result = train(model, dataset, config, run_dir=directory, progress=progress)
     train_seconds = time.perf_counter() - t0
-    trained_model = getattr(result, "model", None) or model
-    final = _final_losses(result)
+    trained_model = result.model
+    final = dict(result.final_losses)
     bad = {k: v for k, v in final.items() if not _finite(v)}
     if bad:
-        raise FloatingPointError(f"training diverged: final loss is not finite ({bad})")
-    steps_trained = max(int(run.train["steps"]) - step_before, 0)
+        raise FloatingPointError(f"training diverged: the last logged losses are not finite ({bad})")
+    step_before = int(result.start_step)
+    steps_trained = max(int(result.step) - step_before, 0)
 
     trained_model.eval()
     results: dict[str, dict[str, float]] = {}
@@ -315,8 +308,8 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
         "skipped_representations": skipped_reps,
         "train": {"steps": int(run.train["steps"]), "steps_this_attempt": steps_trained,
                   "resumed_from_step": step_before, "seconds_this_attempt": round(train_seconds, 3),
-                  "seconds_total": _result_attr(result, ("seconds", "train_seconds", "wall_seconds"),
-                                                train_seconds),
+                  "seconds_total": float(result.final.get("elapsed", result.seconds)),
+                  "images_per_second_this_attempt": float(result.images_per_s),
                   "final_loss": final},
         "eval": {"seconds": {k: round(v, 3) for k, v in eval_seconds.items()}},
         "provenance": {**provenance(device, dataset), "seed": run.seed,
@@ -326,27 +319,8 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
     with contextlib.suppress(FileNotFoundError):
         (directory / ERROR).unlink()
     atomic_write_text(directory / DONE, record["provenance"]["date"] + "\n")
-    ips = (steps_trained * int(run.train["batch_size"]) / train_seconds) if steps_trained and train_seconds > 0 else None
-    return RunOutcome(run.id, "done", steps_trained=steps_trained, images_per_second=ips)
-
-
-def _result_attr(result: Any, names: tuple[str, ...], default: Any) -> Any:
-    for name in names:
-        value = getattr(result, name, None)
-        if value is not None:
-            return value
-    return default
-
-
-def _final_losses(result: Any) -> dict[str, float]:
-    """The last logged losses of a TrainResult, whatever it names them."""
-    for name in ("final_losses", "final_loss", "losses", "last_losses"):
-        value = getattr(result, name, None)
-        if isinstance(value, Mapping):
-            return {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
-        if isinstance(value, (int, float)):
-            return {"total": float(value)}
-    return {}
+    return RunOutcome(run.id, "done", steps_trained=steps_trained,
+                      images_per_second=float(result.images_per_s) if steps_trained else None)
 
 
 def log(message: str) -> None:

@@ -1,0 +1,54 @@
+"""The report of a results directory: tables (CSV, Markdown, LaTeX), seaborn plots, model pictures, HTML.
+
+``make_report(results_dir)`` reads every finished run under ``results_dir/runs`` and writes everything
+to ``results_dir/report/``. Runs of different datasets, data sources or metric presets are kept in
+separate sections; synthetic data is labelled as such in every table and figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from disent_bench.errors import UserError
+
+__all__ = ["make_report", "Report"]
+
+
+@dataclass
+class Report:
+    directory: Path
+    files: dict[str, Path]
+    figures: list[dict] = field(default_factory=list)
+    pictures: list[dict] = field(default_factory=list)
+    num_runs: int = 0
+
+
+def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, pictures: bool = True,
+                progress: bool = True) -> Report:
+    """Write the report of ``results_dir`` (default output: ``results_dir/report``)."""
+    from disent_bench.report.html import write_index
+    from disent_bench.report.plots import make_plots
+    from disent_bench.report.tables import load_runs, provenance_lines, summarise, write_tables
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"results directory {results_dir} not found; run `disent-bench run --grid FILE` first "
+                        "or pass the directory that holds runs/")
+    frame = load_runs(results_dir)
+    if frame.empty:
+        raise UserError(f"no finished runs under {results_dir / 'runs'} (a finished run has DONE and a valid "
+                        "metrics.json); run `disent-bench run --grid FILE` first")
+    report_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
+    files = write_tables(frame, report_dir)
+    figures = make_plots(frame, report_dir / "figures")
+    picture_list = make_pictures_safe(frame, results_dir, report_dir / "pictures", progress) if pictures else []
+    files["index.html"] = write_index(report_dir, frame, summarise(frame), provenance_lines(frame), figures,
+                                      picture_list, dict(files))
+    return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique())
+
+
+def make_pictures_safe(frame, results_dir: Path, out_dir: Path, progress: bool) -> list[dict]:
+    from disent_bench.report.pictures import make_pictures
+
+    return make_pictures(frame, results_dir, out_dir, progress=progress)

@@ -1,0 +1,95 @@
+"""``index.html``: one self-contained page with every table and figure of a report (relative links)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from disent_bench.report.tables import (
+    _section_rows,
+    headline_columns,
+    section_table,
+    section_title,
+    sections,
+    setting_columns,
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead th { border-bottom: 2px solid #444; }
+td.best { font-weight: bold; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+.synthetic { background: #fff3cd; padding: 0.1em 0.4em; border-radius: 3px; }
+ul.prov { font-size: 0.85em; color: #444; }
+figure { margin: 1em 0 2em; } figcaption { font-size: 0.85em; color: #555; }
+"""
+
+
+def _rel(path: Path, base: Path) -> str:
+    return html.escape(Path(path).resolve().relative_to(base.resolve()).as_posix())
+
+
+def _table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> str:
+    out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+    for cells, flags in zip(rows, bold):
+        out.append("<tr>" + "".join(f"<td class=\"best\">{html.escape(c)}</td>" if f else f"<td>{html.escape(c)}</td>"
+                                    for c, f in zip(cells, flags)) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _figure(entry: dict, base: Path, caption: str) -> str:
+    return (f"<figure><a href=\"{_rel(entry['pdf'], base)}\"><img src=\"{_rel(entry['png'], base)}\" "
+            f"alt=\"{html.escape(caption)}\"></a><figcaption>{html.escape(caption)} "
+            f"(<a href=\"{_rel(entry['pdf'], base)}\">PDF</a>)</figcaption></figure>")
+
+
+def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, provenance: list[str],
+                figures: list[dict], pictures: list[dict], files: dict[str, Path]) -> Path:
+    """Write ``report_dir/index.html`` atomically and return its path."""
+    from disent_bench._io import atomic_write_text
+
+    captions = {"metrics_vs_beta": "Each headline metric against β (seeds as points, mean as a line; "
+                                   "VAE = β-VAE with β = 1 marked apart; AE has no β: dashed line ± std).",
+                "tradeoff": "Reconstruction error against each disentanglement score, one point per run.",
+                "rank_correlation": "Spearman rank correlation between metrics over runs."}
+    parts = ["<!doctype html><html><head><meta charset=\"utf-8\"><title>disent-bench report</title>",
+             f"<style>{_STYLE}</style></head><body>", "<h1>disent-bench report</h1>",
+             "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in provenance) + "</ul>",
+             "<p>Files: " + ", ".join(f"<a href=\"{_rel(p, report_dir)}\">{html.escape(name)}</a>"
+                                      for name, p in files.items()) + "</p>",
+             "<p>Cells are mean ± std over seeds (n = seeds); ↑ higher is better, ↓ lower is better; "
+             "the best value of each column is in bold.</p>"]
+    extra = setting_columns(frame)
+    headline = headline_columns(frame)
+    for section, _ in sections(frame):
+        title = html.escape(section_title(section))
+        if section["source"] == "synthetic":
+            title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
+        parts.append(f"<h2>{title}</h2>")
+        part = _section_rows(summary, section)
+        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
+        parts.append(_table(*section_table(part, cols, extra)))
+        for entry in figures:
+            if entry["section"] == section:
+                parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))
+    if pictures:
+        parts.append("<h2>What the models learned</h2>")
+        parts.append("<p>Per model setting, one run (its lowest seed): reconstructions, an interpolation, "
+                     "samples from the prior, and latent traversals sorted by KL and labelled with the "
+                     "factor each dimension captures best.</p>")
+        for entry in pictures:
+            tag = "SYNTHETIC" if entry["source"] == "synthetic" else entry["source"]
+            parts.append(f"<h3>{html.escape(entry['label'])} on {html.escape(entry['dataset'])} ({tag} data)</h3>")
+            parts.append(f"<p>run <code>{html.escape(entry['run_id'])}</code></p>")
+            parts.append(_figure(entry["overview"], report_dir, "Reconstructions, interpolation, prior samples."))
+            parts.append(_figure(entry["traversals"], report_dir, "Latent traversals."))
+    parts.append("</body></html>")
+    path = report_dir / "index.html"
+    atomic_write_text(path, "\n".join(parts) + "\n")
+    return path
