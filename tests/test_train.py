@@ -1,0 +1,159 @@
+"""The training loop: determinism, bit-identical resume, safe checkpoints, the loss log, learning."""
+
+from __future__ import annotations
+
+import csv
+import fractions
+
+import numpy as np
+import pytest
+import torch
+
+from disent_bench import models
+from disent_bench.data.base import GroundTruthData
+from disent_bench.errors import UserError
+from disent_bench.train import TrainConfig, checkpoint_step, load_model, resolve_device, train
+
+
+def squares(channels: int = 1) -> GroundTruthData:
+    """16 images: a 16x16 white square at 4 x 4 positions (factors x, y)."""
+    store = np.zeros((4, 4, 64, 64, channels), dtype=np.uint8)
+    for x in range(4):
+        for y in range(4):
+            store[x, y, 16 * y:16 * y + 16, 16 * x:16 * x + 16, :] = 255
+    return GroundTruthData("squares", "synthetic", ["x", "y"], [4, 4], store.reshape(16, 64, 64, channels))
+
+
+def small_config(**overrides) -> TrainConfig:
+    settings = dict(steps=6, batch_size=8, seed=3, device="cpu", log_every=2, checkpoint_every=100)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def weights(model) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in model.state_dict().values()]
+
+
+def assert_same_weights(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+def read_log(path) -> list[dict[str, float]]:
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def test_same_seed_same_weights_and_losses():
+    data = squares()
+    runs = [train(models.build("vae", in_channels=1), data, small_config(), progress=False) for _ in range(2)]
+    assert_same_weights(weights(runs[0].model), weights(runs[1].model))
+    assert [r["loss"] for r in runs[0].log] == [r["loss"] for r in runs[1].log]
+    assert [r["step"] for r in runs[0].log] == [2, 4, 6]
+    other = train(models.build("vae", in_channels=1), data, small_config(seed=4), progress=False)
+    assert not torch.equal(weights(other.model)[0], weights(runs[0].model)[0])
+
+
+def test_resume_is_bit_identical_and_log_has_no_duplicates(tmp_path):
+    data = squares()
+    whole = train(models.build("beta_vae", in_channels=1, beta=4.0), data, small_config(), tmp_path / "a",
+                  progress=False)
+
+    run_dir = tmp_path / "b"
+    first = train(models.build("beta_vae", in_channels=1, beta=4.0), data, small_config(steps=3), run_dir,
+                  progress=False)
+    assert first.step == 3 and checkpoint_step(run_dir) == 3
+    # As if killed after logging a row beyond the checkpoint: resume must drop it.
+    with open(run_dir / "train_log.csv", "a") as handle:
+        handle.write("4,1.0,1.0,0.0,1.0,1.0\n")
+    resumed = train(models.build("beta_vae", in_channels=1, beta=4.0), data, small_config(), run_dir,
+                    progress=False)
+    assert resumed.start_step == 3 and resumed.step == 6
+    assert_same_weights(weights(whole.model), weights(resumed.model))
+    assert_same_weights(weights(whole.model), weights(load_model(run_dir)))
+    logged = read_log(run_dir / "train_log.csv")
+    assert [row["step"] for row in logged] == [2.0, 4.0, 6.0]
+    # The step-4 row mixes steps from both sessions and still equals the uninterrupted run's.
+    assert [row["loss"] for row in logged] == [row["loss"] for row in read_log(tmp_path / "a" / "train_log.csv")]
+
+
+def test_periodic_checkpoints_and_finished_run(tmp_path):
+    data = squares()
+    result = train(models.build("ae", in_channels=1), data, small_config(steps=5, checkpoint_every=2), tmp_path,
+                   progress=False)
+    assert checkpoint_step(tmp_path) == 5
+    assert [row["step"] for row in result.log] == [2, 4, 5]
+    assert set(result.final_losses) == {"total", "reconstruction", "kl"} and result.final_losses["kl"] == 0.0
+    # Nothing left to do: resuming a finished run trains nothing and returns the saved model.
+    again = train(models.build("ae", in_channels=1), data, small_config(steps=5), tmp_path, progress=False)
+    assert again.start_step == again.step == 5 and again.images_per_s == 0.0
+    assert_same_weights(weights(result.model), weights(again.model))
+    loaded = load_model(tmp_path / "checkpoint.pt")
+    assert not loaded.training and loaded.hparams == result.model.hparams
+
+
+def test_checkpoint_of_another_model_is_refused_and_untouched(tmp_path):
+    data = squares()
+    train(models.build("ae", in_channels=1), data, small_config(steps=2), tmp_path, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "train_log.csv").read_bytes()
+    with pytest.raises(UserError, match="another model"):
+        train(models.build("vae", in_channels=1), data, small_config(steps=4), tmp_path, progress=False)
+    with pytest.raises(UserError, match="batch_size=8 but the config says 16"):
+        train(models.build("ae", in_channels=1), data, small_config(steps=4, batch_size=16), tmp_path,
+              progress=False)
+    assert ((tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "train_log.csv").read_bytes()) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+def test_corrupt_checkpoint_is_refused_and_untouched(tmp_path, content):
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(UserError, match="corrupt"):
+        train(models.build("ae", in_channels=1), squares(), small_config(steps=2), tmp_path, progress=False)
+    with pytest.raises(UserError, match="corrupt"):
+        load_model(tmp_path)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == content
+    assert not (tmp_path / "train_log.csv").exists()
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    train(models.build("ae", in_channels=1), squares(), small_config(steps=1), tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(UserError, match="corrupt"):
+        load_model(path)
+
+
+def test_a_pickled_object_is_not_executed(tmp_path):
+    # weights_only loading refuses arbitrary objects instead of running their code.
+    torch.save({"format": "disent-bench-checkpoint", "payload": fractions.Fraction(1, 3)}, tmp_path / "checkpoint.pt")
+    with pytest.raises(UserError, match="corrupt"):
+        load_model(tmp_path)
+
+
+def test_validation():
+    with pytest.raises(UserError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(UserError, match="lr"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(UserError, match="betas"):
+        TrainConfig(betas=(0.9, 1.5))
+    with pytest.raises(UserError, match="unknown key.*stepz"):
+        TrainConfig.from_dict({"stepz": 3})
+    assert TrainConfig.from_dict({"betas": [0.5, 0.9]}).betas == (0.5, 0.9)
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("tpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    with pytest.raises(UserError, match="3 channel"):
+        train(models.build("ae", in_channels=3), squares(1), small_config(), progress=False)
+
+
+def test_training_lowers_the_reconstruction_loss(tmp_path):
+    data = squares()
+    config = small_config(steps=120, batch_size=16, lr=1e-3, log_every=20)
+    result = train(models.build("vae", in_channels=1), data, config, tmp_path, progress=False)
+    start, end = result.log[0]["reconstruction"], result.log[-1]["reconstruction"]
+    assert end < 0.25 * start, (start, end)
