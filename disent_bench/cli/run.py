@@ -80,10 +80,29 @@ def register(app: typer.Typer) -> None:
         only: Annotated[Optional[list[str]], typer.Option(
             "--only", help="Only runs whose id matches this fnmatch pattern (repeatable).")] = None,
         executor: Annotated[str, typer.Option(
-            "--executor", help="Where runs execute: local (others may be installed).")] = "local",
+            "--executor", help="Where runs execute: local, ray or slurm (see README: Running on a cluster).")] = "local",
         jobs: Annotated[int, typer.Option(
             "--jobs", "-j", min=1, help="Runs at once (local: processes sharing the CPU cores).")] = 1,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+        address: Annotated[Optional[str], typer.Option(
+            "--address", help="ray: the cluster to join (HOST:PORT, ray://HOST:PORT or auto) "
+                              "[default: RAY_ADDRESS, else a Ray instance on this machine].",
+            rich_help_panel="Cluster executors")] = None,
+        partition: Annotated[Optional[str], typer.Option(
+            "--partition", help="slurm: partition [default: [slurm] partition].",
+            rich_help_panel="Cluster executors")] = None,
+        time_min: Annotated[Optional[int], typer.Option(
+            "--time-min", min=1, help="slurm: time limit per run in minutes [default: [slurm] time_min].",
+            rich_help_panel="Cluster executors")] = None,
+        gpus_per_node: Annotated[Optional[int], typer.Option(
+            "--gpus-per-node", min=0, help="slurm: GPUs per run [default: [slurm] gpus_per_node].",
+            rich_help_panel="Cluster executors")] = None,
+        array_parallelism: Annotated[Optional[int], typer.Option(
+            "--array-parallelism", min=1, help="slurm: runs at once [default: [slurm] array_parallelism].",
+            rich_help_panel="Cluster executors")] = None,
+        wait: Annotated[bool, typer.Option(
+            "--wait/--no-wait", help="slurm: wait for the jobs, or submit and return.",
+            rich_help_panel="Cluster executors")] = True,
     ) -> None:
         """Train and score every run of a grid; finished runs are skipped, unfinished ones resume."""
         from disent_bench.executors import get_executor
@@ -96,7 +115,11 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             _print_plan(plan(runs, out_dir), out_dir)
             return
-        runner = get_executor(executor)
+        options = {"ray": {"address": address},
+                   "slurm": {"slurm": spec.slurm, "partition": partition, "time_min": time_min,
+                             "gpus_per_node": gpus_per_node, "array_parallelism": array_parallelism,
+                             "wait": wait}}.get(executor, {})
+        runner = get_executor(executor, **options)
         check_data(runs)
         outcomes = runner.run(runs, out_dir, jobs=jobs, progress=progress)
         counts: dict[str, int] = {}

@@ -36,6 +36,8 @@ class Executor(Protocol):
 # name -> "module:factory" (imported lazily so optional dependencies such as ray stay optional)
 _EXECUTORS: dict[str, str | Callable[..., Executor]] = {
     "local": "disent_bench.executors.local:LocalExecutor",
+    "ray": "disent_bench.executors.ray:RayExecutor",
+    "slurm": "disent_bench.executors.slurm:SlurmExecutor",
 }
 
 

@@ -97,7 +97,12 @@ def _use_data_home(driver_data_home: str) -> None:
 
 
 def shares_results_dir(out_dir: str, token: str) -> bool:
-    """True when ``out_dir`` here holds the driver's ``token`` (i.e. this is the driver's file system)."""
+    """True when ``out_dir`` here holds the driver's ``token`` (i.e. this is the driver's file system).
+
+    ``"*"`` means shared without looking, ``""`` never shared.
+    """
+    if token in ("", "*"):
+        return token == "*"
     try:
         return (Path(out_dir) / SHARED_TOKEN_FILE).read_text(encoding="utf-8").strip() == token
     except (OSError, UnicodeDecodeError):
@@ -186,6 +191,19 @@ def _store_returned_files(run: RunSpec, out_dir: Path, files: Mapping[str, bytes
     return True
 
 
+def _results_token(out_dir: Path) -> str:
+    """The results directory's token (created once; concurrent drivers on one directory share it)."""
+    path = out_dir / SHARED_TOKEN_FILE
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    if len(token) != 32:
+        token = secrets.token_hex(16)
+        atomic_write_bytes(path, (token + "\n").encode())
+    return token
+
+
 def _record_lost_worker(run: RunSpec, out_dir: Path, error: BaseException, retries: int) -> str:
     """error.json for a run whose worker died more often than Ray retries it (when nobody holds it)."""
     message = (f"Ray worker died {retries + 1} time(s) running it ({type(error).__name__}); "
@@ -217,12 +235,17 @@ class RayExecutor:
     object_store_memory:
         Bytes of shared memory for the local instance's object store (results and checkpoints pass
         through it; they are small).
+    shared_filesystem:
+        None detects per worker whether it sees the results directory (the token file); False makes
+        every worker train in its scratch directory and send the files back (e.g. a shared mount
+        whose file locks do not work across nodes); True trusts that every worker shares it.
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
-                 max_retries: int = 3, object_store_memory: int = 256 * 1024 ** 2, **_: object) -> None:
+                 max_retries: int = 3, object_store_memory: int = 256 * 1024 ** 2,
+                 shared_filesystem: bool | None = None, **_: object) -> None:
         import_ray()  # fail now, with the install hint, before anything runs
         if max_retries < 0:
             raise UserError(f"ray executor: max_retries must be >= 0, got {max_retries}")
@@ -231,6 +254,7 @@ class RayExecutor:
         self.num_gpus = num_gpus
         self.max_retries = int(max_retries)
         self.object_store_memory = object_store_memory
+        self.shared_filesystem = shared_filesystem
 
     # -- connecting ---------------------------------------------------------------------------------
     def _connect(self) -> bool:
@@ -288,8 +312,11 @@ class RayExecutor:
         ray = import_ray()
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_hex(16)
-        atomic_write_bytes(out_dir / SHARED_TOKEN_FILE, (token + "\n").encode())
+        token = _results_token(out_dir)
+        if self.shared_filesystem is False:
+            token = ""  # no worker matches an empty token: all send their files back
+        elif self.shared_filesystem is True:
+            token = "*"
         data_home = str(data.data_home().resolve())
 
         started = self._connect()
