@@ -86,19 +86,19 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
         address: Annotated[Optional[str], typer.Option(
             "--address", help="ray: the cluster to join (HOST:PORT, ray://HOST:PORT or auto) "
-                              "[default: RAY_ADDRESS, else a Ray instance on this machine].",
+                              "(default: RAY_ADDRESS, else a Ray instance on this machine).",
             rich_help_panel="Cluster executors")] = None,
         partition: Annotated[Optional[str], typer.Option(
-            "--partition", help="slurm: partition [default: [slurm] partition].",
+            "--partition", help="slurm: partition (default: the grid's slurm.partition).",
             rich_help_panel="Cluster executors")] = None,
         time_min: Annotated[Optional[int], typer.Option(
-            "--time-min", min=1, help="slurm: time limit per run in minutes [default: [slurm] time_min].",
+            "--time-min", min=1, help="slurm: time limit per run in minutes (default: the grid's slurm.time_min).",
             rich_help_panel="Cluster executors")] = None,
         gpus_per_node: Annotated[Optional[int], typer.Option(
-            "--gpus-per-node", min=0, help="slurm: GPUs per run [default: [slurm] gpus_per_node].",
+            "--gpus-per-node", min=0, help="slurm: GPUs per run (default: the grid's slurm.gpus_per_node).",
             rich_help_panel="Cluster executors")] = None,
         array_parallelism: Annotated[Optional[int], typer.Option(
-            "--array-parallelism", min=1, help="slurm: runs at once [default: [slurm] array_parallelism].",
+            "--array-parallelism", min=1, help="slurm: runs at once (default: the grid's slurm.array_parallelism).",
             rich_help_panel="Cluster executors")] = None,
         wait: Annotated[bool, typer.Option(
             "--wait/--no-wait", help="slurm: wait for the jobs, or submit and return.",
