@@ -40,7 +40,7 @@ from disent_bench.models import BaseModel, build
 from disent_bench.progress import ProgressReporter
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_model", "read_checkpoint", "resolve_device",
-           "make_optimizer", "prepare_model", "checkpoint_step", "CHECKPOINT_NAME", "LOG_NAME", "LOG_COLUMNS"]
+           "make_optimizer", "prepare_model", "checkpoint_step", "use_channels_last", "CHECKPOINT_NAME", "LOG_NAME", "LOG_COLUMNS"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.csv"
@@ -195,14 +195,15 @@ def _stream_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _use_channels_last(config: TrainConfig, device: torch.device) -> bool:
+def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the model runs channels-last: ``config.channels_last``, or by default on the CPU only."""
     return config.channels_last if config.channels_last is not None else device.type == "cpu"
 
 
 def prepare_model(model: BaseModel, config: TrainConfig, device: torch.device) -> BaseModel:
     """Move ``model`` to ``device`` in the memory layout the config asks for (in place; returned)."""
     model.to(device)
-    if _use_channels_last(config, device):
+    if use_channels_last(config, device):
         model.to(memory_format=torch.channels_last)
     return model
 

@@ -1,9 +1,47 @@
-"""CLI commands (see disent_bench.cli)."""
+"""``disent-bench speed``: training and encoding images/s here, and the loop's efficiency vs a bare loop."""
 
 from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("speed")
+    def speed(
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 64,
+        steps: Annotated[int, typer.Option(help="Optimiser steps per timed repeat.")] = 20,
+        repeats: Annotated[int, typer.Option(help="Interleaved repeats; medians are reported.")] = 3,
+        model: Annotated[str, typer.Option(help="Model to time (a registered name).")] = "beta_vae",
+        channels: Annotated[int, typer.Option(help="Image channels: 1 (dSprites-like) or 3 (RGB).")] = 1,
+        channels_last: Annotated[Optional[bool], typer.Option(
+            "--channels-last/--no-channels-last",
+            help="Memory layout of the model [default: channels-last on CPU only].")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    ) -> None:
+        """Measure training images/s of the real loop and of a bare loop (their ratio), and encoding images/s."""
+        from disent_bench.speed import measure_speed
+
+        result = measure_speed(device, batch_size, steps, repeats=repeats, model=model, channels=channels,
+                               channels_last=channels_last)
+        if as_json:
+            typer.echo(json.dumps(result))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"disent-bench speed: {result['model']}, batch {result['batch_size']}, "
+                            f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
+        table.add_column("measure")
+        table.add_column("images/s", justify="right")
+        table.add_row("training loop (train())", f"{result['train_images_per_s']:,.0f}")
+        table.add_row("bare loop (one pre-made batch)", f"{result['bare_images_per_s']:,.0f}")
+        table.add_row("ratio loop / bare", f"{result['ratio']:.1%}")
+        table.add_row(f"encoding (batch {result['encode_batch_size']}, mean code)",
+                      f"{result['encode_images_per_s']:,.0f}")
+        Console().print(table)
+        typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
+                   f"channels_last={result['channels_last']}; torch {result['torch_version']}")

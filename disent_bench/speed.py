@@ -1,0 +1,161 @@
+"""How fast training runs here, and how close the training loop comes to a bare optimiser loop.
+
+``measure_speed`` times, on the same model, batch size and device:
+
+* the real training loop, :func:`disent_bench.train.train` (sampling indices, gathering and
+  converting images from the in-memory uint8 store, the loss, backward, Adam, loss bookkeeping);
+* a bare loop: forward, backward and Adam on one pre-made batch, nothing else: the ceiling;
+* encoding (what the metrics spend their time on): gather + encoder mean, no gradients.
+
+The two training loops are interleaved repeat by repeat (alternating which goes first), so a
+machine shared with other work slows both alike; the ratio is the median of the per-repeat ratios.
+The data is a small in-memory set of random images stored as the real datasets are (bit-packed for
+1 channel, uint8 RGB for 3), so no dataset has to be downloaded or rendered.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from disent_bench import models
+from disent_bench.data.base import GroundTruthData
+from disent_bench.errors import UserError
+from disent_bench.train import (TrainConfig, make_optimizer, prepare_model, resolve_device, train,
+                                use_channels_last)
+
+__all__ = ["measure_speed", "speed_dataset"]
+
+
+def speed_dataset(channels: int = 1, num_images: int = 4096, seed: int = 0) -> GroundTruthData:
+    """Random 64x64 images in the in-memory layout of the real datasets (bit-packed when ``channels == 1``)."""
+    if channels not in (1, 3):
+        raise UserError(f"speed: channels must be 1 or 3, got {channels}")
+    rng = np.random.default_rng(seed)
+    if channels == 1:
+        store = rng.integers(0, 256, size=(num_images, 64, 8), dtype=np.uint8)
+        return GroundTruthData("speed_random", "synthetic", ["index"], [num_images], store, packed_bits=True)
+    store = rng.integers(0, 256, size=(num_images, 64, 64, 3), dtype=np.uint8)
+    return GroundTruthData("speed_random", "synthetic", ["index"], [num_images], store)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def measure_speed(device: str | torch.device = "auto", batch_size: int = 64, steps: int = 20, *,
+                  repeats: int = 3, model: str = "beta_vae", channels: int = 1, warmup_steps: int = 3,
+                  encode_batch_size: int = 256, channels_last: bool | None = None,
+                  seed: int = 0) -> dict[str, Any]:
+    """Images/s of the training loop, of a bare loop and of encoding; see the module docstring.
+
+    Returns a JSON-able dict with ``device``, ``batch_size``, ``train_images_per_s``,
+    ``bare_images_per_s``, ``ratio`` (train / bare), ``encode_images_per_s`` and the raw repeats.
+    """
+    for key, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("repeats", repeats, 1),
+                            ("warmup_steps", warmup_steps, 0), ("encode_batch_size", encode_batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UserError(f"speed: {key} must be an integer >= {low}, got {value!r}")
+    torch_device = resolve_device(device)
+    dataset = speed_dataset(channels)
+    params = {"beta": 4.0} if model == "beta_vae" else {}
+    config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, device=str(torch_device),
+                         log_every=steps, checkpoint_every=steps, channels_last=channels_last)
+
+    # The bare loop: one batch made up front, then only forward, backward and the optimiser step.
+    bare_model = prepare_model(models.build(model, in_channels=channels, **params), config, torch_device)
+    bare_model.train()
+    bare_optimizer = make_optimizer(bare_model, config)
+    noise = torch.Generator(device=torch_device).manual_seed(seed)
+    indices = torch.randint(len(dataset), (batch_size,), generator=torch.Generator().manual_seed(seed))
+    batch = dataset.batch(indices, torch_device)
+
+    def bare(n: int) -> float:
+        _sync(torch_device)
+        start = time.perf_counter()
+        for _ in range(n):
+            loss = bare_model.loss(batch, generator=noise)["total"]
+            bare_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            bare_optimizer.step()
+        _sync(torch_device)
+        return time.perf_counter() - start
+
+    train_model = models.build(model, in_channels=channels, **params)
+
+    def loop(n: int) -> float:
+        # The whole call is timed: set-up (weight init, optimiser) counts against the loop.
+        start = time.perf_counter()
+        train(train_model, dataset, TrainConfig(**{**config.to_dict(), "steps": n, "log_every": n,
+                                                   "checkpoint_every": n}), progress=False)
+        _sync(torch_device)
+        return time.perf_counter() - start
+
+    if warmup_steps:
+        bare(warmup_steps)
+        loop(warmup_steps)
+    train_rates, bare_rates, ratios = [], [], []
+    for repeat in range(repeats):
+        if repeat % 2 == 0:
+            b, t = bare(steps), loop(steps)
+        else:
+            t, b = loop(steps), bare(steps)
+        train_rates.append(steps * batch_size / t)
+        bare_rates.append(steps * batch_size / b)
+        ratios.append(train_rates[-1] / bare_rates[-1])
+
+    encode_rate = _encode_speed(train_model, dataset, torch_device, encode_batch_size, steps, seed)
+    return {
+        "device": str(torch_device),
+        "device_name": _device_name(torch_device),
+        "threads": torch.get_num_threads(),
+        "model": model,
+        "channels": channels,
+        "channels_last": use_channels_last(config, torch_device),
+        "batch_size": batch_size,
+        "steps": steps,
+        "repeats": repeats,
+        "train_images_per_s": statistics.median(train_rates),
+        "bare_images_per_s": statistics.median(bare_rates),
+        "ratio": statistics.median(ratios),
+        "encode_images_per_s": encode_rate,
+        "encode_batch_size": encode_batch_size,
+        "train_images_per_s_repeats": train_rates,
+        "bare_images_per_s_repeats": bare_rates,
+        "torch_version": str(torch.__version__),
+    }
+
+
+def _encode_speed(model: models.BaseModel, dataset: GroundTruthData, device: torch.device, batch_size: int,
+                  batches: int, seed: int) -> float:
+    """Images/s of gathering + encoding (the mean code), the inner loop of every metric."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = max(2, min(batches, 20))
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            indices = torch.randint(len(dataset), (batch_size,), generator=generator, device=device)
+            mu, _ = model.encode(dataset.batch(indices, device))
+        _sync(device)
+
+    with torch.inference_mode():
+        run(1)  # warm-up
+        start = time.perf_counter()
+        run(batches)
+        seconds = time.perf_counter() - start
+    return batches * batch_size / seconds
