@@ -33,7 +33,7 @@ from disent_bench.metrics.cache import CodeView, Encoder, RepresentationCache, c
 from disent_bench.metrics.presets import PRESETS, resolve_settings
 from disent_bench.progress import ProgressReporter
 
-__all__ = ["evaluate", "available", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions"]
+__all__ = ["evaluate", "available", "parse_metrics", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions"]
 
 # Order matters: a metric's position here fixes its random stream (SeedSequence spawn key).
 _MODULES = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity, reconstruction)}
@@ -51,7 +51,8 @@ def versions() -> dict[str, str]:
     return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "torch": torch.__version__}
 
 
-def _metric_names(metrics: str | Sequence[str]) -> list[str]:
+def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
+    """Checked metric names from a list or a comma-separated string (UserError naming the unknown ones)."""
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     names = list(dict.fromkeys(metrics))  # drop repeats, keep order
@@ -106,7 +107,7 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
         Images per encoder call.
     """
     start = time.perf_counter()
-    names = _metric_names(metrics)
+    names = parse_metrics(metrics)
     if representation not in REPRESENTATIONS:
         raise UserError(f"unknown representation {representation!r}; valid: {', '.join(REPRESENTATIONS)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
