@@ -1,9 +1,238 @@
-"""CLI commands (see disent_bench.cli)."""
+"""``disent-bench data ...``: list, fetch, generate, show and compare the ground-truth datasets."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
 import typer
+
+from disent_bench.errors import UserError
+
+data_app = typer.Typer(help="Datasets: list, download, render synthetic copies, picture and compare them.",
+                       no_args_is_help=True)
+
+DataDirOption = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Data home (overrides the global --data-dir / DISENT_BENCH_DATA).")]
+
+
+def _user_errors(command):
+    """Show a UserError as one ``error: ...`` line with exit code 2 (also under typer's test runner)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            from disent_bench.cli import fail
+
+            raise fail(str(exc)) from None
+    return wrapper
+
+
+def _use_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["DISENT_BENCH_DATA"] = str(data_dir)
+
+
+def _check_png_output(out: Path) -> None:
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out} must end in .png")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {parent} for --out ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"--out {out}: {parent} is not writable")
+
+
+@data_app.command("list")
+@_user_errors
+def list_datasets(data_dir: DataDirOption = None) -> None:
+    """Show every dataset: factors, image count, official file and synthetic cache (reads no images)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from disent_bench.data import available, data_home, dataset_status
+
+    _use_data_dir(data_dir)
+    table = Table(title=f"datasets in {data_home()}")
+    for column in ("name", "factors (sizes)", "images", "official file", "synthetic cache"):
+        table.add_column(column)
+    for name in available():
+        status = dataset_status(name)
+        if status["official_path"] is None:
+            official = "-- (none: rendering only)"
+        elif status["official_verified"]:
+            official = "present, verified"
+        elif status["official_present"]:
+            official = "present, not yet verified"
+        else:
+            official = "missing"
+        factors = ", ".join(f"{factor} {size}" for factor, size in status["factors"].items())
+        table.add_row(name, factors, f"{status['num_images']:,}", official,
+                      "present" if status["synthetic_present"] else "missing")
+    Console().print(table)
+
+
+@data_app.command("fetch")
+@_user_errors
+def fetch_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `data list`).")],
+                  data_dir: DataDirOption = None) -> None:
+    """Download the official file (resumable), verify its checksum, and put it into the data home."""
+    from disent_bench.data.fetch import fetch
+
+    _use_data_dir(data_dir)
+    path = fetch(name)
+    typer.echo(f"{name}: official file verified at {path}")
+
+
+@data_app.command("generate")
+@_user_errors
+def generate_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `data list`).")],
+                     force: Annotated[bool, typer.Option("--force", help="Render again even if cached.")] = False,
+                     data_dir: DataDirOption = None) -> None:
+    """Render the synthetic version of a dataset into the data home's cache."""
+    from disent_bench.data import dataset_status, generate_synthetic, get_spec
+
+    _use_data_dir(data_dir)
+    get_spec(name)  # unknown names fail before anything is written
+    cached = dataset_status(name)["synthetic_present"]
+    start = time.perf_counter()
+    path = generate_synthetic(name, force=force)
+    seconds = time.perf_counter() - start
+    if cached and not force:
+        typer.echo(f"{name}: synthetic cache already at {path} (use --force to render again)")
+    else:
+        typer.echo(f"{name}: rendered {dataset_status(name)['num_images']:,} images in {seconds:.1f} s -> {path}")
+
+
+@data_app.command("show")
+@_user_errors
+def show_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `data list`).")],
+                 out: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+                 source: Annotated[str, typer.Option(help="auto, official or synthetic.")] = "auto",
+                 seed: Annotated[int, typer.Option(help="Seed for the random base image.")] = 0,
+                 data_dir: DataDirOption = None) -> None:
+    """Picture each factor: one row per factor, traversing all its values from a random base image."""
+    from disent_bench.data import get_dataset, get_spec
+
+    _use_data_dir(data_dir)
+    get_spec(name)
+    _check_png_output(out)
+    dataset = get_dataset(name, source=source)
+    _write_traversal_png(dataset, out, seed)
+    typer.echo(f"{name} ({dataset.source}): factor traversals written to {out}")
+
+
+def _shape_names(dataset) -> tuple[str, ...] | None:
+    """Names of shape classes by official value: dSprites counts shapes from 1, 3D Shapes from 0."""
+    names = getattr(dataset, "shape_names", None)  # set by loaders that check the labels
+    if names is None:
+        try:
+            names = importlib.import_module(f"disent_bench.data.{dataset.name.removesuffix('_tiny')}").SHAPE_NAMES
+        except (ImportError, AttributeError):
+            return None
+    return tuple(names)
+
+
+def _value_label(dataset, factor: int, value_class: int) -> str:
+    """A short label for one value of a factor: shape names, degrees for radians, else the value."""
+    values = dataset.factor_values
+    if values is None or len(values[factor]) != dataset.factor_sizes[factor]:
+        return str(value_class)
+    value = float(values[factor][value_class])
+    factor_name = dataset.factor_names[factor]
+    if factor_name == "shape":
+        names = _shape_names(dataset)
+        first = 1 if dataset.name.startswith("dsprites") else 0
+        if names is not None and 0 <= int(round(value)) - first < len(names):
+            return names[int(round(value)) - first]
+    if factor_name == "orientation" and dataset.name.startswith("dsprites"):
+        return f"{np.degrees(value):.0f}\u00b0"  # radians in the file
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _write_traversal_png(dataset, out: Path, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from disent_bench._io import atomic_path
+
+    rng = np.random.default_rng(seed)
+    base = dataset.sample_factors(1, rng)[0]
+    height, width, channels = dataset.image_shape
+    gap = 2
+    longest = max(dataset.factor_sizes)
+    strip_width = longest * (width + gap)
+    fig, axes = plt.subplots(dataset.num_factors, 1, squeeze=False,
+                             figsize=(max(6.0, strip_width / 55), 1.25 * dataset.num_factors + 0.6))
+    for factor, axis in enumerate(axes[:, 0]):
+        size = dataset.factor_sizes[factor]
+        rows = np.repeat(base[None], size, axis=0)
+        rows[:, factor] = np.arange(size)
+        images = dataset.images(dataset.index_of(rows))
+        strip = np.full((height, strip_width, 3), 255, dtype=np.uint8)
+        for column, image in enumerate(images):
+            x = column * (width + gap)
+            strip[:, x:x + width] = image if channels == 3 else image[..., :1]
+        axis.imshow(strip, interpolation="nearest")
+        axis.set_yticks([])
+        axis.set_ylabel(dataset.factor_names[factor], rotation=0, ha="right", va="center", fontsize=10)
+        axis.set_xticks([c * (width + gap) + width / 2 for c in range(size)])
+        axis.set_xticklabels([_value_label(dataset, factor, c) for c in range(size)], fontsize=6,
+                             rotation=90 if size > 12 else 0)
+        axis.tick_params(length=0)
+        for spine in axis.spines.values():
+            spine.set_visible(False)
+        axis.set_xlim(-gap, strip_width)
+    base_text = ", ".join(f"{n}={c}" for n, c in zip(dataset.factor_names, base))
+    fig.suptitle(f"{dataset.name} ({dataset.source}): each row varies one factor from the base image "
+                 f"({base_text}; seed {seed})", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+@data_app.command("compare")
+@_user_errors
+def compare_dataset(name: Annotated[str, typer.Argument(help="dsprites or shapes3d.")],
+                    reference: Annotated[Path, typer.Option("--reference", help="Official frames (gif).")],
+                    out: Annotated[Optional[Path], typer.Option("--out", help="PNG of real vs synthetic.")] = None) -> None:
+    """Match each real reference frame with its closest synthetic image and report how close they are."""
+    from disent_bench.data import get_spec
+
+    get_spec(name)
+    module = _comparison_module(name)
+    if not reference.is_file():
+        raise UserError(f"--reference {reference} not found")
+    if out is not None:
+        _check_png_output(out)
+    result = module.compare_reference(reference, out)
+    for key, value in result.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    if out is not None:
+        typer.echo(f"picture: {out}")
+
+
+def _comparison_module(name: str):
+    comparable = ("dsprites", "shapes3d")
+    if name not in comparable:
+        raise UserError(f"no reference comparison for {name!r}; it exists for: {', '.join(comparable)}")
+    module = importlib.import_module(f"disent_bench.data.{name}")
+    if not hasattr(module, "compare_reference"):
+        raise UserError(f"disent_bench.data.{name} has no compare_reference()")
+    return module
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(data_app, name="data")
