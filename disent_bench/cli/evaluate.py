@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. dsprites.")],
         source: Annotated[str, typer.Option(help="Dataset source: auto, official or synthetic.")] = "auto",
         metrics: Annotated[Optional[str], typer.Option(
-            help="Comma-separated metrics [default: all]: beta_vae,factor_vae,mig,dci,sap,modularity,reconstruction.")] = None,
+            help="Comma-separated metrics (default: all of) beta_vae,factor_vae,mig,dci,sap,modularity,reconstruction.")] = None,
         preset: Annotated[str, typer.Option(help="Sample sizes: paper (reference protocol) or quick.")] = "paper",
         seed: Annotated[int, typer.Option(help="Evaluation seed: every sample and estimator derives from it.")] = 0,
         representation: Annotated[str, typer.Option(help="mean (headline) or sampled (mean + std * noise).")] = "mean",
