@@ -84,7 +84,7 @@ def labels_to_classes(labels: np.ndarray, path: str | os.PathLike = "labels") ->
         off = np.abs(values - grid[nearest]) > VALUE_TOLERANCE * step
         if off.any():
             row = int(np.flatnonzero(off)[0])
-            raise UserError(f"{path}: 'labels' column {column} ({name}) has value {values[row]!r} at row {row}, "
+            raise UserError(f"{path}: 'labels' column {column} ({name}) has value {float(values[row]):g} at row {row}, "
                             f"which is not on the official grid {np.round(grid, 4).tolist()} "
                             f"({int(off.sum())} rows are off the grid); labels must be factor values, not classes")
         classes[:, column] = nearest

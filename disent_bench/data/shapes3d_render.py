@@ -52,29 +52,29 @@ class Scene:
     """
 
     room_half_width: float = 3.5
-    wall_height: float = 1.9
-    camera_radius: float = 3.2
-    camera_height: float = 0.9
-    look_height: float = 0.84
-    vertical_fov_deg: float = 43.0
-    cube_side: float = 0.80
-    cylinder_radius: float = 0.41
-    cylinder_height: float = 0.86
-    sphere_radius: float = 0.48
-    capsule_radius: float = 0.36
-    capsule_height: float = 1.45
+    wall_height: float = 2.01
+    camera_radius: float = 3.25
+    camera_height: float = 1.003
+    look_height: float = 0.880
+    vertical_fov_deg: float = 44.75
+    cube_side: float = 0.817
+    cylinder_radius: float = 0.424
+    cylinder_height: float = 0.900
+    sphere_radius: float = 0.496
+    capsule_radius: float = 0.379
+    capsule_height: float = 1.524
     # A spot light fixed in the world, high above and left of the object (+z points at the camera at
     # orientation 0, +x to its right), aimed down to the left: the floor is brightest left of the
     # object and darkens to the right, and the hard shadow falls right of and behind the object.
-    light_position: tuple[float, float, float] = (-2.02, 10.14, 0.19)
-    light_target: tuple[float, float, float] = (-9.17, -4.99, 0.17)
-    spot_exponent: float = 2.12
-    light_diffuse: float = 1.03
-    head_light: float = 0.56
-    ambient: float = 0.23
-    object_ambient: float = 0.42
-    specular: float = 0.26
-    shininess: float = 30.0
+    light_position: tuple[float, float, float] = (-1.60, 7.89, 0.09)
+    light_target: tuple[float, float, float] = (-4.07, -3.15, 0.04)
+    spot_exponent: float = 2.00
+    light_diffuse: float = 0.82
+    head_light: float = 0.59
+    ambient: float = 0.17
+    object_ambient: float = 0.39
+    specular: float = 0.19
+    shininess: float = 4.3
     shadow_keep: float = 0.0  # fraction of the spot light that still reaches a shadowed point
     texture_amplitude: float = 0.035
     supersample: int = 4
