@@ -36,6 +36,15 @@ class LinearAE(BaseModel):
         return {"total": rec, "reconstruction": rec, "kl": torch.zeros(())}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Behaviour, not speed: one thread keeps these quick on a loaded shared machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class NotAModel:
     pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fractions
+import json
 
 import numpy as np
 import pytest
@@ -22,6 +23,16 @@ def squares(channels: int = 1) -> GroundTruthData:
         for y in range(4):
             store[x, y, 16 * y:16 * y + 16, 16 * x:16 * x + 16, :] = 255
     return GroundTruthData("squares", "synthetic", ["x", "y"], [4, 4], store.reshape(16, 64, 64, channels))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These tests check behaviour, not speed: one thread keeps them quick on a loaded shared machine,
+    # where OpenMP's thread barriers slow multi-threaded small convolutions down many times over.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def small_config(**overrides) -> TrainConfig:
@@ -157,3 +168,18 @@ def test_training_lowers_the_reconstruction_loss(tmp_path):
     result = train(models.build("vae", in_channels=1), data, config, tmp_path, progress=False)
     start, end = result.log[0]["reconstruction"], result.log[-1]["reconstruction"]
     assert end < 0.25 * start, (start, end)
+
+
+def test_speed_command_prints_json():
+    from typer.testing import CliRunner
+
+    from disent_bench.cli import app
+
+    outcome = CliRunner().invoke(app, ["speed", "--json", "--steps", "3", "--repeats", "1", "--device", "cpu"])
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    for key in ("device", "batch_size", "train_images_per_s", "bare_images_per_s", "ratio", "encode_images_per_s"):
+        assert key in result
+    assert result["device"] == "cpu" and result["batch_size"] == 64
+    assert result["train_images_per_s"] > 0 and result["bare_images_per_s"] > 0 and result["encode_images_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["train_images_per_s"] / result["bare_images_per_s"])
