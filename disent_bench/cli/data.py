@@ -172,8 +172,14 @@ def _write_traversal_png(dataset, out: Path, seed: int) -> None:
     gap = 2
     longest = max(dataset.factor_sizes)
     strip_width = longest * (width + gap)
-    fig, axes = plt.subplots(dataset.num_factors, 1, squeeze=False,
-                             figsize=(max(6.0, strip_width / 55), 1.25 * dataset.num_factors + 0.6))
+    # Size the figure so each strip fills its row: images ~0.9 in tall, labels left and below.
+    image_in, label_in, left_in, title_in = 0.9, 0.45, 1.2, 0.6
+    strip_in = image_in * strip_width / height
+    fig_w = left_in + strip_in + 0.1
+    fig_h = dataset.num_factors * (image_in + label_in) + title_in
+    fig, axes = plt.subplots(dataset.num_factors, 1, squeeze=False, figsize=(fig_w, fig_h))
+    fig.subplots_adjust(left=left_in / fig_w, right=(left_in + strip_in) / fig_w, top=1 - title_in / fig_h,
+                        bottom=label_in / fig_h, hspace=label_in / image_in)
     for factor, axis in enumerate(axes[:, 0]):
         size = dataset.factor_sizes[factor]
         rows = np.repeat(base[None], size, axis=0)
@@ -194,9 +200,8 @@ def _write_traversal_png(dataset, out: Path, seed: int) -> None:
             spine.set_visible(False)
         axis.set_xlim(-gap, strip_width)
     base_text = ", ".join(f"{n}={c}" for n, c in zip(dataset.factor_names, base))
-    fig.suptitle(f"{dataset.name} ({dataset.source}): each row varies one factor from the base image "
-                 f"({base_text}; seed {seed})", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{dataset.name} ({dataset.source}): each row varies one factor from the base image\n"
+                 f"({base_text}; seed {seed})", fontsize=9, x=0.01, ha="left")
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
