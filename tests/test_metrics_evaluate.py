@@ -107,7 +107,7 @@ def test_each_image_is_encoded_once(dataset):
     assert result["images_encoded"] == indices.size <= len(dataset)
     assert recorder.calls == math.ceil(indices.size / 257)
     assert {"beta_vae.eval_accuracy", "factor_vae.num_active_dims", "mig.score",
-            "sap.score", "modularity.explicitness", "images_encoded", "seconds"} <= set(result)
+            "sap.score", "modularity.explicitness", "images_encoded", "encoding_seconds", "seconds"} <= set(result)
     assert all(f"{m}.seconds" in result for m in metrics)
 
 
@@ -187,6 +187,8 @@ def test_reconstruction_is_skipped_for_encoder_only_callables(dataset):
     with pytest.warns(UserWarning, match="reconstruction skipped"):
         result = quick(dataset, Recorder(), metrics=["mig", "reconstruction"])
     assert "mig.score" in result and not any(k.startswith("reconstruction.") for k in result)
+    with pytest.warns(UserWarning), pytest.raises(UserError, match="only reconstruction was asked for"):
+        quick(dataset, Recorder(), metrics=["reconstruction"])
 
 
 @pytest.mark.parametrize("encoder,message", [
@@ -219,8 +221,7 @@ def test_bad_arguments_are_user_errors(dataset, kwargs, message):
     args = {"metrics": ["mig"], "settings": None, **kwargs}
     with pytest.raises(UserError, match=message):
         evaluate(dataset, recorder, progress=False, **args)
-    if "representation" not in kwargs:
-        assert recorder.calls == 0  # arguments are checked before any encoding
+    assert recorder.calls == 0  # arguments are checked before any encoding
 
 
 def test_presets_cover_every_metric_and_paper_is_the_reference():

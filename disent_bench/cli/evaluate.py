@@ -31,7 +31,9 @@ def _print_table(result: dict[str, float], title: str) -> None:
         for i, (name, value) in enumerate(scores):
             table.add_row(f"{metric}.{name}", _fmt(value),
                           f"{seconds:.1f}" if i == 0 and seconds is not None else "")
-    table.add_row("images_encoded", f"{int(result['images_encoded']):,}", "", end_section=True)
+    encoding = result.get("encoding_seconds")
+    table.add_row("images_encoded", f"{int(result['images_encoded']):,}",
+                  f"{encoding:.1f}" if encoding is not None else "", end_section=True)
     table.add_row("total", "", f"{result['seconds']:.1f}")
     Console().print(table)
 

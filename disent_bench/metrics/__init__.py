@@ -2,7 +2,8 @@
 
 ``evaluate(dataset, encoder, metrics=..., preset="paper", seed=0)`` returns a flat dict of floats with
 keys ``"<metric>.<name>"`` (e.g. ``"mig.score"``, ``"beta_vae.eval_accuracy"``, ``"dci.seconds"``) plus
-``"images_encoded"`` (distinct images encoded for the whole evaluation) and ``"seconds"``.
+``"images_encoded"`` (distinct images encoded for the whole evaluation), ``"encoding_seconds"`` (the
+shared encoding pass, not included in any ``"<metric>.seconds"``) and ``"seconds"`` (everything).
 
 How: every metric first draws, vectorised, all the image indices it will need, from its own numpy
 generator derived from ``seed`` (so a metric's numbers do not depend on which other metrics run with it);
@@ -122,7 +123,13 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
         warnings.warn("reconstruction skipped: the encoder has no decoder (model.decode); "
                       "it needs a model, not an encoder-only callable", stacklevel=2)
         names.remove("reconstruction")
-    if representation == "sampled" and is_model(encoder) and getattr(encoder, "has_variance", True) is False:
+        if not names:
+            raise UserError("only reconstruction was asked for, and it needs a model with a decoder "
+                            "(encode and decode); this encoder has no decode()")
+    if representation == "sampled" and not is_model(encoder):
+        raise UserError("representation='sampled' needs an encoder that returns a variance "
+                        "(a model with encode(x) -> (mu, logvar)); use representation='mean'")
+    if representation == "sampled" and getattr(encoder, "has_variance", True) is False:
         raise UserError("representation='sampled' needs an encoder with a variance (a VAE); "
                         "this model is deterministic: use representation='mean'")
 
@@ -143,12 +150,19 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
     union = np.flatnonzero(needed)
 
     result: dict[str, float] = {}
-    was_training = encoder.training if isinstance(encoder, torch.nn.Module) else None
-    if isinstance(encoder, torch.nn.Module):
+    # Encode in eval mode on ``device``; the model's mode and device are restored afterwards.
+    is_module = isinstance(encoder, torch.nn.Module)
+    was_training = encoder.training if is_module else False
+    home = model_device(encoder) if is_module else None
+    if is_module:
         encoder.eval()
+        if home != device:
+            encoder.to(device)
     try:
         adapter = Encoder(encoder, device)
+        encode_start = time.perf_counter()
         cache = RepresentationCache(dataset, adapter, union, batch_size=batch_size, progress=progress)
+        result["encoding_seconds"] = time.perf_counter() - encode_start
         if representation == "sampled" and cache.std is None:
             raise UserError("representation='sampled' needs an encoder that returns a variance "
                             "(encode(x) -> (mu, logvar)); use representation='mean'")
@@ -168,8 +182,10 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
                 result[f"{name}.seconds"] = time.perf_counter() - metric_start
                 bar.update(1, metric=name)
     finally:
-        if was_training:
-            encoder.train()
+        if is_module:
+            encoder.train(was_training)
+            if home != device:
+                encoder.to(home)
     result["images_encoded"] = float(cache.images_encoded)
     result["seconds"] = time.perf_counter() - start
     return result
