@@ -38,11 +38,17 @@ def _to_images(logits: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(logits).permute(0, 2, 3, 1).cpu().numpy()
 
 
+GUTTER = (0.25, 0.45, 0.75)  # a colour no dSprites/3D Shapes pixel is read as, so tiles stay apart
+
+
 def _mosaic(images: np.ndarray, ncols: int, pad: int = 2) -> np.ndarray:
-    """Images ``(n, H, W, C)`` as one ``(rows*H, ncols*W, C)`` canvas with white gutters."""
+    """Images ``(n, H, W, C)`` as one RGB ``(rows*H, ncols*W, 3)`` canvas with coloured gutters."""
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
     n, h, w, c = images.shape
     nrows = math.ceil(n / ncols)
-    canvas = np.ones((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), dtype=np.float32)
+    canvas = np.empty((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), dtype=np.float32)
+    canvas[...] = GUTTER
     for i in range(n):
         r, col = divmod(i, ncols)
         canvas[r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = images[i]
@@ -50,11 +56,7 @@ def _mosaic(images: np.ndarray, ncols: int, pad: int = 2) -> np.ndarray:
 
 
 def _show(ax: plt.Axes, canvas: np.ndarray, title: str) -> None:
-    if canvas.shape[-1] == 1:
-        # Grey data: draw on a mid-grey frame so a white gutter is not mistaken for a white pixel.
-        ax.imshow(canvas[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.clip(canvas, 0, 1), interpolation="nearest")
+    ax.imshow(np.clip(canvas, 0, 1), interpolation="nearest")
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_xticks([])
     ax.set_yticks([])

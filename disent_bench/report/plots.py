@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -117,10 +118,8 @@ def metric_vs_beta(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[str
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(labels) / 6)))
     n_seeds = part.groupby("label")["seed"].nunique()
-    fig.suptitle(f"Metrics against β: {section_title(section)}\n"
-                 f"(n = {n_seeds.min()}–{n_seeds.max()} seeds per setting)" if n_seeds.min() != n_seeds.max()
-                 else f"Metrics against β: {section_title(section)}\n(n = {n_seeds.min()} seeds per setting)",
-                 fontsize=11)
+    n_text = (f"{n_seeds.min()}–{n_seeds.max()}" if n_seeds.min() != n_seeds.max() else f"{n_seeds.min()}")
+    fig.suptitle(f"Metrics against β (n = {n_text} seeds per setting)\n{section_title(section)}", fontsize=11)
     fig.tight_layout(rect=(0, 0.02, 1, 0.98))
     return save_figure(fig, out_dir, slug(*section.values(), "metrics_vs_beta"))
 
@@ -145,6 +144,7 @@ def tradeoff(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[str, Path
     for ax, column in zip(axes, scores):
         sns.scatterplot(data=part, x=recon, y=column, hue="label", hue_order=order, palette=palette,
                         style="label", markers=markers, s=45, ax=ax, legend=ax is axes[0])
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
         ax.set_xlabel("reconstruction error, BCE per image\n(lower is better)")
         ax.set_ylabel(_axis_label(column))
     if axes[0].get_legend() is not None:
@@ -152,7 +152,7 @@ def tradeoff(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[str, Path
         axes[0].get_legend().remove()
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
                    bbox_to_anchor=(0.5, -0.04), title="model")
-    fig.suptitle(f"Reconstruction against disentanglement, one point per run: {section_title(section)}",
+    fig.suptitle(f"Reconstruction against disentanglement, one point per run\n{section_title(section)}",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     return save_figure(fig, out_dir, slug(*section.values(), "tradeoff"))

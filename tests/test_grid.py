@@ -1,0 +1,254 @@
+"""The grid file: parsing, every validation error (exit 2, nothing written), run expansion and stable ids."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from disent_bench.errors import UserError
+from disent_bench.grid import expand, load_grid, parse_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from disent_bench.cli import main; main()"]
+
+BASE = """
+[benchmark]
+name = "tiny"
+seeds = [0, 1]
+device = "cpu"
+
+[train]
+steps = 4
+batch_size = 8
+lr = 1e-3
+latent_dim = 4
+checkpoint_every = 2
+
+[[datasets]]
+name = "dsprites_tiny"
+source = "synthetic"
+
+[[models]]
+name = "ae"
+
+[[models]]
+name = "beta_vae"
+beta = [1, 4]
+steps = 6
+
+[eval]
+metrics = ["mig", "reconstruction"]
+preset = "quick"
+representation = ["mean"]
+[eval.mig]
+num_train = 100
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "grid.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_parses_and_expands(tmp_path):
+    grid = load_grid(write(tmp_path, BASE))
+    assert grid.name == "tiny" and grid.seeds == [0, 1] and grid.device == "cpu"
+    runs = expand(grid)
+    # 1 dataset x (ae + beta_vae at 2 betas) x 2 seeds
+    assert len(runs) == 6
+    ids = [run.id for run in runs]
+    assert len(set(ids)) == 6
+    assert ids[0].startswith("dsprites_tiny-ae-s0-")
+    assert any(i.startswith("dsprites_tiny-beta_vae-beta4-s1-") for i in ids)
+    beta_runs = [run for run in runs if run.model["name"] == "beta_vae"]
+    assert {run.train["steps"] for run in beta_runs} == {6}  # per-model override of [train]
+    assert all(run.train["lr"] == 1e-3 and run.model["latent_dim"] == 4 for run in runs)
+    assert runs[0].eval == {"metrics": ["mig", "reconstruction"], "preset": "quick", "representation": ["mean"],
+                            "settings": {"mig": {"num_train": 100}}}
+    assert grid.default_out == Path("results") / "tiny"
+
+
+def test_seeds_as_integer_and_defaults(tmp_path):
+    grid = load_grid(write(tmp_path, BASE.replace("seeds = [0, 1]", "seeds = 3")))
+    assert grid.seeds == [0, 1, 2]
+
+
+def test_run_ids_stable_and_ignore_non_semantic_settings(tmp_path):
+    ids = {run.id for run in expand(load_grid(write(tmp_path, BASE)))}
+    # Non-semantic: checkpoint/log intervals, device, benchmark name, order of entries and of keys,
+    # 4 vs 4.0, 1e-3 vs 0.001, a default written out.
+    reordered = """
+        [eval]
+        representation = "mean"
+        preset = "quick"
+        metrics = ["mig", "reconstruction"]
+        mig = { num_train = 100 }
+
+        [[models]]
+        steps = 6
+        beta = [4.0, 1]
+        name = "beta_vae"
+
+        [[models]]
+        name = "ae"
+
+        [[datasets]]
+        source = "synthetic"
+        name = "dsprites_tiny"
+
+        [train]
+        checkpoint_every = 3
+        log_every = 1
+        latent_dim = 4
+        eps = 1e-8
+        lr = 0.001
+        batch_size = 8
+        steps = 4
+
+        [benchmark]
+        seeds = [1, 0]
+        device = "auto"
+        name = "other"
+        """
+    text = reordered
+    other = {run.id for run in expand(load_grid(write(tmp_path, text, "other.toml")))}
+    assert other == ids
+    # Semantic: a different lr changes every id; a new seed adds ids without changing the old ones.
+    changed = {run.id for run in expand(load_grid(write(tmp_path, BASE.replace("lr = 1e-3", "lr = 2e-3"), "c.toml")))}
+    assert not changed & ids
+    more = {run.id for run in expand(load_grid(write(tmp_path, BASE.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"),
+                                                     "m.toml")))}
+    assert ids < more
+
+
+def test_id_is_stable_across_processes(tmp_path):
+    path = write(tmp_path, BASE)
+    code = ("import sys; from disent_bench.grid import load_grid, expand; "
+            "print('\\n'.join(r.id for r in expand(load_grid(sys.argv[1]))))")
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out == [run.id for run in expand(load_grid(path))]
+
+
+def test_list_of_train_values_expands_and_labels(tmp_path):
+    text = BASE.replace('name = "ae"', 'name = "ae"\nlr = [1e-3, 1e-4]')
+    runs = [r for r in expand(load_grid(write(tmp_path, text))) if r.model["name"] == "ae"]
+    assert len(runs) == 4
+    assert {r.train["lr"] for r in runs} == {1e-3, 1e-4}
+    assert any("-lr0.0001-" in r.id for r in runs)
+
+
+def test_slurm_and_resources_accepted(tmp_path):
+    text = BASE.replace('device = "cpu"', 'device = "cpu"\ngpus_per_run = 0.5\ncpus_per_run = 2') + textwrap.dedent("""
+        [slurm]
+        partition = "gpu"
+        time_min = 60
+        gpus_per_node = 4
+        array_parallelism = 8
+        """)
+    grid = load_grid(write(tmp_path, text))
+    assert grid.resources == {"gpus_per_run": 0.5, "cpus_per_run": 2}
+    assert grid.slurm["partition"] == "gpu"
+
+
+BAD = [
+    # (replace this, with this, expected words in the message)
+    ('name = "tiny"', 'name = "tiny"\nsedes = 2', ["benchmark.sedes", "did you mean 'seeds'"]),
+    ("seeds = [0, 1]", "seeds = []", ["benchmark.seeds", "empty"]),
+    ("seeds = [0, 1]", 'seeds = "two"', ["benchmark.seeds"]),
+    ("seeds = [0, 1]", "seeds = [0, 0]", ["benchmark.seeds", "twice"]),
+    ('device = "cpu"', 'device = "gpu"', ["benchmark.device"]),
+    ("steps = 4", 'steps = "4"', ["train.steps", "integer"]),
+    ("steps = 4", "steps = 0", ["train.steps"]),
+    ("lr = 1e-3", "lr = -1.0", ["train.lr"]),
+    ("lr = 1e-3", "learning_rate = 1e-3", ["train.learning_rate", "unknown key"]),
+    ('name = "dsprites_tiny"', 'name = "dsprite_tiny"', ["datasets[0].name", "did you mean 'dsprites_tiny'"]),
+    ('source = "synthetic"', 'source = "synth"', ["datasets[0].source"]),
+    ('name = "ae"', 'name = "autoencoder"', ["models[0].name", "unknown model"]),
+    ('name = "ae"', 'name = "vea"', ["models[0].name", "did you mean 'vae'"]),
+    ("beta = [1, 4]", "beta = [1, -4]", ["models[1].beta", "> 0"]),
+    ("beta = [1, 4]", "beta = 0", ["models[1].beta", "> 0"]),
+    ("beta = [1, 4]", "beta = []", ["models[1].beta", "empty"]),
+    ("beta = [1, 4]", "beta = [4, 4.0]", ["models[1].beta", "twice"]),
+    ("beta = [1, 4]", "beta = [1, 4]\ngamma = 3", ["models[1]", "gamma"]),
+    ('name = "ae"', 'name = "nosuchpackage.mod:Model"', ["models[0]", "nosuchpackage"]),
+    ('metrics = ["mig", "reconstruction"]', "metrics = []", ["eval.metrics", "empty"]),
+    ('metrics = ["mig", "reconstruction"]', 'metrics = ["mgi"]', ["eval.metrics", "did you mean 'mig'"]),
+    ('preset = "quick"', 'preset = "fast"', ["eval.preset"]),
+    ('representation = ["mean"]', 'representation = ["median"]', ["eval.representation"]),
+    ("num_train = 100", "num_trian = 100", ["eval.mig.num_trian", "did you mean 'num_train'"]),
+    ("num_train = 100", "num_train = 0", ["eval.mig.num_train"]),
+    ("[eval.mig]", "[eval.sap]", ["eval.sap", "does not include"]),
+    ("[eval]", "[evaluation]", ["evaluation", "did you mean 'eval'"]),
+]
+
+
+@pytest.mark.parametrize("old,new,words", BAD, ids=[b[1].split("\n")[-1][:30] for b in BAD])
+def test_validation_errors_name_file_and_key(tmp_path, old, new, words):
+    assert old in BASE
+    path = write(tmp_path, BASE.replace(old, new, 1))
+    with pytest.raises(UserError) as info:
+        load_grid(path)
+    message = str(info.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+def test_duplicate_runs_rejected(tmp_path):
+    text = BASE.replace('[[models]]\nname = "ae"\n', '[[models]]\nname = "ae"\n\n[[models]]\nname = "ae"\n', 1)
+    with pytest.raises(UserError, match="same run"):
+        load_grid(write(tmp_path, text))
+
+
+def test_structural_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_grid(tmp_path / "missing.toml")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_grid(write(tmp_path, "[benchmark\nname=1"))
+    with pytest.raises(UserError, match="no \\[\\[datasets\\]\\]"):
+        load_grid(write(tmp_path, '[[models]]\nname = "ae"\n'))
+    with pytest.raises(UserError, match="slurm.time_min"):
+        parse_grid({"datasets": [{"name": "dsprites_tiny"}], "models": [{"name": "ae"}],
+                    "slurm": {"time_min": "1h"}}, "x.toml")
+    with pytest.raises(UserError, match="slurm.account"):
+        parse_grid({"datasets": [{"name": "dsprites_tiny"}], "models": [{"name": "ae"}],
+                    "slurm": {"account": "me"}}, "x.toml")
+    with pytest.raises(UserError, match="gpus_per_run"):
+        parse_grid({"benchmark": {"gpus_per_run": -1}, "datasets": [{"name": "dsprites_tiny"}],
+                    "models": [{"name": "ae"}]}, "x.toml")
+
+
+@pytest.mark.parametrize("command", [["run", "--grid"], ["run", "--dry-run", "--grid"]])
+def test_cli_exit_2_and_nothing_written(tmp_path, command):
+    path = write(tmp_path, BASE.replace("beta = [1, 4]", "beta = [1, -4]"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.run([*CLI, *command, str(path)], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "DISENT_BENCH_DATA": str(tmp_path / "data")})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "models[1].beta" in proc.stderr and str(path) in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no results/, no data/
+
+
+def test_cli_missing_grid_file(tmp_path):
+    proc = subprocess.run([*CLI, "run", "--grid", "nope.toml"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "nope.toml" in proc.stderr and "not found" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("grid_file", ["benchmarks.toml", "grids/paper.toml"])
+def test_shipped_grids_are_valid(grid_file):
+    grid = load_grid(ROOT / grid_file)
+    runs = expand(grid)
+    assert len(runs) >= 8
+    models = {run.model["name"] for run in runs}
+    assert {"ae", "vae", "beta_vae"} <= models
+    assert len(grid.seeds) >= 2
