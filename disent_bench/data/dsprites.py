@@ -21,7 +21,9 @@ Synthetic renderer
     anti-aliasing), and orientation turns the sprite counter-clockwise as displayed. With those
     rules every pixel coordinate relative to a sprite centre is an odd multiple of 1/62 pixel, so
     each (shape, scale, orientation) is rasterised once on that fine lattice and all 1,024
-    positions are gathered from it as strided views: the full set renders in seconds.
+    positions are gathered from it: the full set renders in ~12-20 s on two busy CPU cores.
+    Against the 320 official frames the best-matching synthetic images reach IoU 0.977 on average
+    (squares and ellipses ~0.99-1.0, hearts ~0.96), 0.933 at worst.
 """
 
 from __future__ import annotations
