@@ -163,11 +163,18 @@ def test_validation():
 
 
 def test_training_lowers_the_reconstruction_loss(tmp_path):
-    data = squares()
-    config = small_config(steps=120, batch_size=16, lr=1e-3, log_every=20)
-    result = train(models.build("vae", in_channels=1), data, config, tmp_path, progress=False)
+    from disent_bench.data import get_dataset
+
+    data = get_dataset("dsprites_tiny", source="synthetic", data_dir=tmp_path / "data", progress=False)
+    # A higher lr than the reference's 1e-4 so that 100 steps show learning.
+    config = small_config(steps=100, batch_size=16, lr=2e-3, log_every=5, seed=0)
+    result = train(models.build("vae", in_channels=1), data, config, tmp_path / "run", progress=False)
     start, end = result.log[0]["reconstruction"], result.log[-1]["reconstruction"]
-    assert end < 0.25 * start, (start, end)
+    # The first 5 steps average near ln(2) nats per pixel (untrained logits ~ 0); 100 steps later the
+    # decoder has at least learnt the mostly-black dSprites images (the mean-image plateau is ~700).
+    assert start > 0.6 * 4096 * np.log(2)
+    assert end < 0.35 * start, (start, end)
+    assert all(np.isfinite(row["kl"]) and row["kl"] > 0 for row in result.log)
 
 
 def test_speed_command_prints_json():
@@ -175,11 +182,12 @@ def test_speed_command_prints_json():
 
     from disent_bench.cli import app
 
-    outcome = CliRunner().invoke(app, ["speed", "--json", "--steps", "3", "--repeats", "1", "--device", "cpu"])
+    outcome = CliRunner().invoke(app, ["speed", "--json", "--steps", "3", "--repeats", "1", "--device", "cpu",
+                                      "--batch-size", "16", "--encode-batch-size", "64"])
     assert outcome.exit_code == 0, outcome.output
     result = json.loads(outcome.stdout)
     for key in ("device", "batch_size", "train_images_per_s", "bare_images_per_s", "ratio", "encode_images_per_s"):
         assert key in result
-    assert result["device"] == "cpu" and result["batch_size"] == 64
+    assert result["device"] == "cpu" and result["batch_size"] == 16
     assert result["train_images_per_s"] > 0 and result["bare_images_per_s"] > 0 and result["encode_images_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["train_images_per_s"] / result["bare_images_per_s"])

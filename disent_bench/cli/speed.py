@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         repeats: Annotated[int, typer.Option(help="Interleaved repeats; medians are reported.")] = 3,
         model: Annotated[str, typer.Option(help="Model to time (a registered name).")] = "beta_vae",
         channels: Annotated[int, typer.Option(help="Image channels: 1 (dSprites-like) or 3 (RGB).")] = 1,
+        warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Untimed steps of each loop first.")] = 3,
+        encode_batch_size: Annotated[int, typer.Option("--encode-batch-size",
+                                                       help="Batch size of the encoding measurement.")] = 256,
         channels_last: Annotated[Optional[bool], typer.Option(
             "--channels-last/--no-channels-last",
             help="Memory layout of the model [default: channels-last on CPU only].")] = None,
@@ -26,7 +29,8 @@ def register(app: typer.Typer) -> None:
         from disent_bench.speed import measure_speed
 
         result = measure_speed(device, batch_size, steps, repeats=repeats, model=model, channels=channels,
-                               channels_last=channels_last)
+                               channels_last=channels_last, warmup_steps=warmup_steps,
+                               encode_batch_size=encode_batch_size)
         if as_json:
             typer.echo(json.dumps(result))
             return
