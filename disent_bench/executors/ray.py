@@ -191,6 +191,23 @@ def _store_returned_files(run: RunSpec, out_dir: Path, files: Mapping[str, bytes
     return True
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an address nothing listens on (Ray itself retries such a connection for minutes)."""
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} is not a Ray address; give HOST:PORT (e.g. 10.0.0.1:6379, "
+                        "what `ray start --head` prints), ray://HOST:10001 or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"cannot connect to the Ray cluster at {address!r} ({exc.strerror or exc}); start one "
+                        "with `ray start --head` and pass the address it prints, or leave out --address "
+                        "(and RAY_ADDRESS) to run on a Ray instance on this machine") from None
+
+
 def _results_token(out_dir: Path) -> str:
     """The results directory's token (created once; concurrent drivers on one directory share it)."""
     path = out_dir / SHARED_TOKEN_FILE
@@ -250,6 +267,8 @@ class RayExecutor:
         if max_retries < 0:
             raise UserError(f"ray executor: max_retries must be >= 0, got {max_retries}")
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        if self.address:
+            _check_reachable(self.address)  # before anything is written
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.max_retries = int(max_retries)
@@ -262,7 +281,7 @@ class RayExecutor:
         ray = import_ray()
         if ray.is_initialized():
             return False
-        quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
             try:
                 ray.init(address=self.address, **quiet)

@@ -130,6 +130,9 @@ class SlurmExecutor:
         import_submitit()
         if cluster not in CLUSTERS:
             raise UserError(f"slurm executor: cluster must be one of {', '.join(CLUSTERS)}, got {cluster!r}")
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise UserError("--executor slurm needs Slurm's sbatch, which is not on PATH here; run on a login "
+                            "node of your Slurm cluster, or use --executor local or ray")
         settings = dict(slurm or {})
         for key, value in (("partition", partition), ("time_min", time_min), ("gpus_per_node", gpus_per_node),
                            ("array_parallelism", array_parallelism)):
@@ -181,11 +184,8 @@ class SlurmExecutor:
 
     def _executor(self, out_dir: Path, runs: Sequence[RunSpec]) -> Any:
         submitit = import_submitit()
-        if self.cluster == "slurm" and shutil.which("sbatch") is None:
-            raise UserError("--executor slurm needs Slurm's sbatch, which is not on PATH here; run on a login "
-                            "node of your Slurm cluster, or use --executor local or ray")
         kwargs = {"slurm_max_num_timeout": self.max_num_timeout} if self.cluster == "slurm" else {}
-        executor = submitit.AutoExecutor(folder=out_dir / LOG_DIR / "%j", cluster=self.cluster, **kwargs)
+        executor = submitit.AutoExecutor(folder=out_dir / LOG_DIR, cluster=self.cluster, **kwargs)
         if self.cluster == "local":
             executor._executor.max_num_timeout = self.max_num_timeout  # not a parameter of the local back-end
         executor.update_parameters(**self.job_parameters(runs))

@@ -1,0 +1,230 @@
+"""The Slurm executor through submitit's local back-end (no Slurm here): a tiny grid as a job array,
+a preempted job requeued and resumed from its checkpoint, settings from [slurm] and flags, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from disent_bench.errors import UserError
+from disent_bench.grid import expand, load_grid
+from disent_bench.models import BetaVAE
+
+TESTS_ROOT = Path(__file__).resolve().parents[len(__name__.split(".")) - 1]  # what makes this module importable
+
+GRID = """
+[benchmark]
+name = "slurmtiny"
+seeds = [0]
+device = "cpu"
+cpus_per_run = 1
+
+[train]
+steps = 6
+batch_size = 8
+checkpoint_every = 2
+log_every = 2
+latent_dim = 4
+
+[[datasets]]
+name = "dsprites_tiny"
+source = "synthetic"
+
+[[models]]
+name = "{model}"
+{params}
+
+[eval]
+metrics = ["mig", "beta_vae", "reconstruction"]
+preset = "quick"
+[eval.mig]
+num_train = 100
+[eval.beta_vae]
+batch_size = 8
+num_train = 20
+num_eval = 10
+[eval.reconstruction]
+num_batches = 2
+batch_size = 16
+{extra}
+"""
+
+
+class PreemptedOnceVAE(BetaVAE):
+    """A VAE whose job receives Slurm's preemption signal (SIGUSR2) at training step ``preempt_after + 1``.
+
+    The first time only (``marker`` file absent): submitit's handler then checkpoints the job and
+    requeues it. Same weights and losses as ``beta_vae`` with the same beta.
+    """
+
+    def __init__(self, *, in_channels: int, latent_dim: int = 10, beta: float = 1.0, marker: str = "",
+                 preempt_after: int = 3) -> None:
+        super().__init__(in_channels=in_channels, latent_dim=latent_dim, beta=beta)
+        self.hparams.update(marker=marker, preempt_after=preempt_after)
+        self._losses = 0
+
+    def loss(self, x, *, generator=None):
+        if self.training:
+            self._losses += 1
+            marker = Path(self.hparams["marker"])
+            if self._losses > self.hparams["preempt_after"] and self.hparams["marker"] and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGUSR2)
+                time.sleep(5)  # the handler exits the process long before this ends
+        return super().loss(x, generator=generator)
+
+
+def _write_grid(path: Path, *, model: str = "beta_vae", params: str = "beta = [1.0, 4.0]", extra: str = "") -> Path:
+    path.write_text(GRID.format(model=model, params=params, extra=extra))
+    return path
+
+
+def _scores(out_dir: Path) -> dict[str, dict]:
+    scores = {}
+    for metrics_path in sorted((out_dir / "runs").glob("*/metrics.json")):
+        data = json.loads(metrics_path.read_text())
+        scores[metrics_path.parent.name] = {
+            rep: {k: v for k, v in values.items() if not k.endswith("seconds")}
+            for rep, values in data["results"].items()}
+    return scores
+
+
+@pytest.fixture(scope="module")
+def submitit_mod():
+    return pytest.importorskip("submitit", reason="submitit is not installed (pip install 'disent-bench[slurm]')")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A data home, and PYTHONPATH so that job processes import PreemptedOnceVAE from this module."""
+    root = tmp_path_factory.mktemp("slurm")
+    saved = {k: os.environ.get(k) for k in ("DISENT_BENCH_DATA", "PYTHONPATH")}
+    os.environ["DISENT_BENCH_DATA"] = str(root / "datasets")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_ROOT), saved["PYTHONPATH"]) if p)
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def local_scores(env):
+    """The tiny grid with the local executor in this process, one torch thread (as cpus_per_run = 1)."""
+    import torch
+
+    from disent_bench.executors import get_executor
+
+    grid = _write_grid(env / "grid.toml")
+    runs = expand(load_grid(grid))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        outcomes = get_executor("local").run(runs, env / "out_local", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert [o.status for o in outcomes] == ["done", "done"], outcomes
+    return {"grid": grid, "runs": runs, "scores": _scores(env / "out_local")}
+
+
+@pytest.mark.slow
+def test_submitit_local_array_then_rerun_shows_finished(submitit_mod, env, local_scores):
+    """Submit without waiting, let the jobs finish, run again: everything is finished, with local's scores."""
+    from disent_bench.executors.slurm import LOG_DIR, SlurmExecutor
+    from disent_bench.runner import run_status
+
+    runs = local_scores["runs"]
+    out = env / "out_slurm"
+    outcomes = SlurmExecutor(cluster="local", wait=False).run(runs, out, progress=False)
+    assert [o.status for o in outcomes] == ["submitted", "submitted"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and any(run_status(run, out)[0] != "done" for run in runs):
+        failed = [run.id for run in runs if run_status(run, out)[0] == "failed"]
+        assert not failed, failed
+        time.sleep(0.5)
+    assert [run_status(run, out)[0] for run in runs] == ["done", "done"]
+    assert _scores(out) == local_scores["scores"]
+    assert any((out / LOG_DIR).rglob("*_log.out")), "submitit job logs missing"
+    again = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
+    assert [o.status for o in again] == ["skipped", "skipped"]
+
+
+@pytest.mark.slow
+def test_preempted_job_is_requeued_and_resumes_from_checkpoint(submitit_mod, env, local_scores, tmp_path):
+    from disent_bench.executors.slurm import SlurmExecutor
+
+    marker = tmp_path / "preempted"
+    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:PreemptedOnceVAE",
+                       params=f'beta = 1.0\nmarker = "{marker}"\npreempt_after = 3')
+    runs = expand(load_grid(grid))
+    out = tmp_path / "out"
+    outcomes = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
+    assert marker.is_file(), "the job was never signalled"
+    assert outcomes[0].status == "done", outcomes
+    record = json.loads((out / "runs" / runs[0].id / "metrics.json").read_text())
+    assert record["train"]["resumed_from_step"] == 2  # signalled during step 4; last checkpoint: step 2
+    reference = next(v for k, v in local_scores["scores"].items() if "beta1-" in k)
+    assert _scores(out)[runs[0].id] == reference
+
+
+def test_settings_from_grid_and_flags(submitit_mod, env):
+    from disent_bench.executors.slurm import SlurmExecutor
+
+    grid = _write_grid(env / "grid_settings.toml", params="beta = 4.0",
+                       extra='[slurm]\npartition = "gpu"\ntime_min = 90\ngpus_per_node = 1\narray_parallelism = 8')
+    spec = load_grid(grid)
+    runs = expand(spec)
+    executor = SlurmExecutor(slurm=spec.slurm, time_min=30, cluster="local")
+    assert executor.settings == {"partition": "gpu", "time_min": 30, "gpus_per_node": 1, "array_parallelism": 8}
+    params = executor.job_parameters(runs)
+    assert params["timeout_min"] == 30 and params["gpus_per_node"] == 1 and params["cpus_per_task"] == 1
+    assert "slurm_partition" not in params  # only the slurm back-end takes these
+    executor.cluster = "slurm"
+    params = executor.job_parameters(runs)
+    assert params["slurm_partition"] == "gpu" and params["slurm_array_parallelism"] == 8
+    # Names submitit's AutoExecutor takes (generic, or slurm_ + a SlurmExecutor parameter).
+    generic = submitit_mod.AutoExecutor._valid_parameters()
+    slurm_only = submitit_mod.SlurmExecutor._valid_parameters()
+    for key in params:
+        assert key in generic or (key.startswith("slurm_") and key[len("slurm_"):] in slurm_only), key
+    with pytest.raises(UserError, match="array_parallelism must be at least 1"):
+        SlurmExecutor(array_parallelism=0, cluster="local")
+    with pytest.raises(UserError, match="cluster must be one of"):
+        SlurmExecutor(cluster="pbs")
+
+
+def test_without_sbatch_slurm_is_a_user_error(submitit_mod, monkeypatch, tmp_path):
+    from disent_bench.executors.slurm import SlurmExecutor
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(UserError, match="needs Slurm's sbatch"):
+        SlurmExecutor()
+
+
+def test_without_submitit_the_error_says_what_to_install(monkeypatch):
+    from disent_bench.executors import get_executor
+
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    with pytest.raises(UserError, match=r'pip install "disent-bench\[slurm\]"'):
+        get_executor("slurm", cluster="local")
+
+
+def test_cli_slurm_without_sbatch_exits_2(env, tmp_path):
+    pytest.importorskip("submitit", reason="submitit is not installed")
+    grid = _write_grid(tmp_path / "grid.toml")
+    exe = Path(sys.executable).parent / "disent-bench"
+    result = subprocess.run([str(exe), "run", "--grid", str(grid), "--out", str(tmp_path / "out"),
+                             "--executor", "slurm", "--partition", "gpu"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PATH": str(tmp_path)})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: --executor slurm needs Slurm's sbatch" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
