@@ -331,7 +331,7 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
             raise UserError(f"checkpoint {checkpoint_path} does not fit the model: {str(exc).splitlines()[0]}") from None
         step = int(state["step"])
         log = [dict(row) for row in state["log"]]
-        if log and int(log[-1]["step"]) == step and step % config.log_every != 0:
+        if log and int(log[-1]["step"]) == step < config.steps and step % config.log_every != 0:
             log.pop()  # the last session's end-of-run row: the interval it summarised continues now
         pending = state["pending"].to(device=device, dtype=sum_dtype)
         pending_steps = int(state["pending_steps"])
@@ -441,7 +441,10 @@ def _restore_rng(state: dict[str, Any], sample_gen: torch.Generator, noise_gen: 
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> BaseModel:
-    """The model saved in a training checkpoint (or a run directory holding one), in eval mode on ``device``."""
+    """The model saved in a training checkpoint (or a run directory holding one), in eval mode on ``device``.
+
+    Like :func:`train`, it lays the model out channels-last on the CPU (faster convolutions there).
+    """
     state = read_checkpoint(path)
     hparams = dict(state["model_hparams"])
     if "name" not in hparams:
@@ -452,4 +455,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> BaseMode
     except RuntimeError as exc:
         raise UserError(f"checkpoint {path} does not fit model {hparams['name']!r}: "
                         f"{str(exc).splitlines()[0]}") from None
-    return model.to(resolve_device(device)).eval()
+    # The layout train() uses on this device, so that encodings match the model train() returned.
+    torch_device = resolve_device(device)
+    return prepare_model(model, TrainConfig(steps=0, device=str(torch_device)), torch_device).eval()

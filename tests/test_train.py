@@ -99,6 +99,7 @@ def test_periodic_checkpoints_and_finished_run(tmp_path):
     # Nothing left to do: resuming a finished run trains nothing and returns the saved model.
     again = train(models.build("ae", in_channels=1), data, small_config(steps=5), tmp_path, progress=False)
     assert again.start_step == again.step == 5 and again.images_per_s == 0.0
+    assert [row["step"] for row in read_log(tmp_path / "train_log.csv")] == [2, 4, 5]
     assert_same_weights(weights(result.model), weights(again.model))
     loaded = load_model(tmp_path / "checkpoint.pt")
     assert not loaded.training and loaded.hparams == result.model.hparams
