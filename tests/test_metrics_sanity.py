@@ -11,7 +11,6 @@ BetaVAE accuracy (1/8) clearly below the 0.2 that a useless representation must 
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
