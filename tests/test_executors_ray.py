@@ -257,7 +257,11 @@ def test_task_resources_defaults_and_checks(ray_mod, env):
     executor = RayExecutor()
     bare = run.__class__(**{**run.to_json(), "resources": {}})
     assert executor.task_resources(bare, {"CPU": 8, "GPU": 0}) == {"num_cpus": 1.0, "num_gpus": 0.0}
-    assert executor.task_resources(bare, {"CPU": 8, "GPU": 2}) == {"num_cpus": 1.0, "num_gpus": 1.0}
+    assert bare.device == "cpu"  # pinned to the CPU: no GPU even where there are some
+    assert executor.task_resources(bare, {"CPU": 8, "GPU": 2}) == {"num_cpus": 1.0, "num_gpus": 0.0}
+    auto = run.__class__(**{**run.to_json(), "resources": {}, "device": "auto"})
+    assert executor.task_resources(auto, {"CPU": 8, "GPU": 0}) == {"num_cpus": 1.0, "num_gpus": 0.0}
+    assert executor.task_resources(auto, {"CPU": 8, "GPU": 2}) == {"num_cpus": 1.0, "num_gpus": 1.0}
     wants_gpu = run.__class__(**{**run.to_json(), "resources": {"gpus_per_run": 1, "cpus_per_run": 4}})
     assert executor.task_resources(wants_gpu, {"CPU": 8, "GPU": 1}) == {"num_cpus": 4.0, "num_gpus": 1.0}
     with pytest.raises(UserError, match="gpus_per_run = 1 but no node"):

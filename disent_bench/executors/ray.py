@@ -307,11 +307,16 @@ class RayExecutor:
         return best
 
     def task_resources(self, run: RunSpec, node: Mapping[str, float]) -> dict[str, float]:
-        """``num_cpus``/``num_gpus`` of a run's task: the grid's values, else 1 GPU if there are GPUs, and 1 CPU."""
+        """``num_cpus``/``num_gpus`` of a run's task: the grid's values, else 1 CPU and 1 GPU if the
+        cluster has GPUs (none for a run with ``device = "cpu"``)."""
         resources = run.resources or {}
         gpus = resources.get("gpus_per_run")
         cpus = resources.get("cpus_per_run")
-        gpus = float(gpus) if gpus is not None else (1.0 if node.get("GPU", 0) >= 1 else 0.0)
+        if gpus is None:
+            # A run pinned to the CPU (or to Apple's mps, which Ray does not schedule) takes no GPU.
+            wants_gpu = run.device == "auto" or run.device.startswith("cuda")
+            gpus = 1.0 if wants_gpu and node.get("GPU", 0) >= 1 else 0.0
+        gpus = float(gpus)
         cpus = float(cpus) if cpus is not None else 1.0
         where = f"the Ray cluster at {self.address}" if self.address else "this machine's Ray instance"
         if gpus > node.get("GPU", 0):
@@ -321,6 +326,18 @@ class RayExecutor:
             raise UserError(f"[benchmark] cpus_per_run = {cpus:g} but no node of {where} has that many CPUs "
                             f"(largest: {node.get('CPU', 0):g}); lower cpus_per_run")
         return {"num_cpus": cpus, "num_gpus": gpus}
+
+    def _slots(self, runs: Sequence[RunSpec], node: Mapping[str, float]) -> int:
+        """About how many runs the cluster trains at once (for the ETA only)."""
+        ray = import_ray()
+        if not runs:
+            return 1
+        total = ray.cluster_resources()
+        need = self.task_resources(runs[0], node)
+        slots = int(total.get("CPU", 1) // max(need["num_cpus"], 1e-9))
+        if need["num_gpus"] > 0:
+            slots = min(slots, int(total.get("GPU", 0) // need["num_gpus"]))
+        return max(1, min(slots, len(runs)))
 
     # -- running ------------------------------------------------------------------------------------
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[RunOutcome]:
@@ -341,7 +358,7 @@ class RayExecutor:
         started = self._connect()
         try:
             node = self._largest_node()
-            overall = _Overall(runs, 1)
+            overall = _Overall(runs, self._slots(runs, node))
             outcomes: dict[str, RunOutcome] = {}
             todo = []
             for run in runs:
