@@ -337,6 +337,8 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
         pending_steps = int(state["pending_steps"])
         elapsed_before = float(state["elapsed"])
         _restore_rng(state["rng"], sample_gen, noise_gen, device, config.seed, step)
+    if run_dir is not None:
+        _remove_stale_temporaries(run_dir)
     if log_path is not None:
         # Fresh: a new log. Resumed: the checkpoint's rows only, so rows written after it are dropped.
         atomic_write_text(log_path, _csv_text(log))
@@ -410,6 +412,14 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
     return TrainResult(model=model, step=step, start_step=start_step, log=log, seconds=seconds,
                        images_per_s=steps_run * batch_size / seconds if steps_run and seconds > 0 else 0.0,
                        device=str(device), checkpoint_path=checkpoint_path, final=dict(log[-1]) if log else {})
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    # A kill during an atomic write leaves its temporary file behind (the target is intact); a run
+    # directory has one trainer at a time (the runner claims it), so any such file is an orphan.
+    for name in (CHECKPOINT_NAME, LOG_NAME):
+        for orphan in run_dir.glob(f".{name}.*.tmp"):
+            orphan.unlink(missing_ok=True)
 
 
 def _rng_state(sample_gen: torch.Generator, noise_gen: torch.Generator, device: torch.device) -> dict[str, Any]:

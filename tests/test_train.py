@@ -78,9 +78,11 @@ def test_resume_is_bit_identical_and_log_has_no_duplicates(tmp_path):
     # As if killed after logging a row beyond the checkpoint: resume must drop it.
     with open(run_dir / "train_log.csv", "a") as handle:
         handle.write("4,1.0,1.0,0.0,1.0,1.0\n")
+    (run_dir / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a kill during a write
     resumed = train(models.build("beta_vae", in_channels=1, beta=4.0), data, small_config(), run_dir,
                     progress=False)
     assert resumed.start_step == 3 and resumed.step == 6
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "train_log.csv"]
     assert_same_weights(weights(whole.model), weights(resumed.model))
     assert_same_weights(weights(whole.model), weights(load_model(run_dir)))
     logged = read_log(run_dir / "train_log.csv")
