@@ -110,7 +110,10 @@ class _Where:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if not close:  # "evaluation" for "eval", "lr_rate" for "lr": a shared prefix is a good guess too
+        close = [c for c in choices if len(c) >= 2 and (str(word).startswith(c) or c.startswith(str(word)))][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

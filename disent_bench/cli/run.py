@@ -40,8 +40,11 @@ def _print_plan(rows: list[dict], out_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"runs in {out_dir}", show_lines=False)
-    for column in ("run id", "dataset", "model", "seed", "steps", "status", "estimate"):
-        table.add_column(column, justify="right" if column in ("seed", "steps", "estimate") else "left")
+    table.add_column("run id", no_wrap=True, overflow="fold")
+    table.add_column("data")
+    table.add_column("steps", justify="right")
+    table.add_column("status")
+    table.add_column("estimate", justify="right")
     total = 0.0
     unknown_eval = False
     counts: dict[str, int] = {}
@@ -54,10 +57,9 @@ def _print_plan(rows: list[dict], out_dir: Path) -> None:
         if status not in ("done",) and row["eval_seconds"] is None:
             unknown_eval = True
         total += seconds
-        source = run.dataset["source"]
-        table.add_row(run.id, f"{run.dataset['name']} ({source})", run.model["name"], str(run.seed),
-                      str(run.train["steps"]), label, "-" if status == "done" else _fmt_seconds(seconds))
-    console = Console()
+        table.add_row(run.id, run.dataset["source"], str(run.train["steps"]), label,
+                      "-" if status == "done" else _fmt_seconds(seconds))
+    console = Console(width=max(Console().width, 120))  # run ids stay on one line in logs
     console.print(table)
     speeds = {f"{row['run'].model['name']}": f"{row['images_per_second']:.0f} img/s ({row['speed_source']})"
               for row in rows if row["images_per_second"]}
