@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
                                                        help="Batch size of the encoding measurement.")] = 256,
         channels_last: Annotated[Optional[bool], typer.Option(
             "--channels-last/--no-channels-last",
-            help="Memory layout of the model [default: channels-last on CPU only].")] = None,
+            help="Memory layout of the model (default: channels-last on CPU only).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     ) -> None:
         """Measure training images/s of the real loop and of a bare loop (their ratio), and encoding images/s."""
