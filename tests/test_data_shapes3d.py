@@ -261,3 +261,28 @@ def test_reference_frames_and_hue_estimates():
     assert floors[0] == 0 and walls[0] == 6 and objects[0] == 3
     synthetic = render.render_indices([_index()])[0].astype(int)
     assert np.abs(synthetic - frames[7].astype(int)).mean() < 8
+
+
+def test_compare_reference_recovers_known_frames(tmp_path, monkeypatch):
+    """A GIF made like the official one (upscaled frames, 2-pixel border) of two synthetic images:
+    the matcher must find their exact factors and write the picture."""
+    from PIL import Image
+
+    monkeypatch.setattr(render, "render_all_maps", _small_maps())
+    truth = [(3, 7, 1, 2, 1, 3), (8, 2, 5, 6, 3, 11)]
+    images = render.render_indices([_index(*t) for t in truth], _FAST)
+    frames = []
+    for image in images:
+        big = np.full((227, 227, 3), 255, np.uint8)
+        big[2:225, 2:225] = np.asarray(Image.fromarray(image).resize((223, 223), Image.NEAREST))
+        frames.append(Image.fromarray(big))
+    gif = tmp_path / "frames.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = tmp_path / "pictures" / "compare.png"
+    result = shapes3d.compare_reference(gif, out, progress=False)
+    assert result["frames"] == 2
+    assert [tuple(f) for f in result["factors"]] == truth
+    assert result["mean_abs_error"] < 6  # GIF palette and resampling only
+    assert out.is_file() and out.stat().st_size > 10_000
+    with pytest.raises(UserError, match=r"must be a \.png"):
+        shapes3d.compare_reference(gif, tmp_path / "compare.jpg", progress=False)

@@ -239,8 +239,8 @@ def reference_frames(gif_path: str | os.PathLike) -> np.ndarray:
 
     path = Path(gif_path)
     try:
-        gif = Image.open(path)
-        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+        with Image.open(path) as gif:
+            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable GIF ({exc})") from None
     out = []
