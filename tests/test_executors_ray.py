@@ -215,9 +215,11 @@ def test_ray_without_shared_filesystem_ships_files_back(ray_cluster, env, local_
 
 
 @pytest.mark.slow
-def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tmp_path):
+@pytest.mark.parametrize("shared_filesystem", [None, False], ids=["shared", "scratch"])
+def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tmp_path, shared_filesystem):
     """SIGKILL of the worker mid-training: Ray retries the task, which resumes from the step-2 checkpoint
-    and ends with the same scores as the uninterrupted beta_vae run."""
+    (in the results directory, or in the node's scratch directory) and ends with the same scores as
+    the uninterrupted beta_vae run."""
     from disent_bench.executors.ray import RayExecutor
 
     marker = tmp_path / "killed"
@@ -225,8 +227,9 @@ def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tm
                        params=f'beta = 1.0\nkill_marker = "{marker}"\nkill_after = 3')
     runs = expand(load_grid(grid))
     out = tmp_path / "out"
-    outcomes = RayExecutor(max_retries=2).run(runs, out, progress=False)
+    outcomes = RayExecutor(max_retries=2, shared_filesystem=shared_filesystem).run(runs, out, progress=False)
     assert marker.is_file(), "the worker was never killed"
+    assert outcomes[0].extra["shared_filesystem"] is (shared_filesystem is None)
     assert outcomes[0].status == "done", outcomes
     assert int(marker.read_text()) != outcomes[0].extra["pid"]  # a new worker process finished it
     record = json.loads((out / "runs" / runs[0].id / "metrics.json").read_text())
