@@ -72,12 +72,12 @@ class Scene:
     light_position: tuple[float, float, float] = (-1.62, 8.28, -0.32)
     light_target: tuple[float, float, float] = (-1.85, 0.0, -1.10)
     spot_exponent: float = 5.95
-    light_diffuse: float = 0.85
+    light_diffuse: float = 0.86
     head_light: float = 0.63
     ambient: float = 0.16
     object_ambient: float = 0.36
-    specular: float = 0.20
-    shininess: float = 1.5
+    specular: float = 0.27
+    shininess: float = 1.0
     shadow_keep: float = 0.0  # fraction of the spot light that still reaches a shadowed point
     texture_amplitude: float = 0.035
     supersample: int = 4
@@ -275,8 +275,9 @@ def render_maps(shape: int, scale: float, orientation_deg: float, scene: Scene =
     level = np.where(receives, level * texture, level)
     # Blinn-Phong highlight of the spot light on the object only (the room is matte).
     half_vec = _normalise(l_dir + view)
-    highlight = scene.specular * np.clip(np.sum(normal * half_vec, -1), 0.0, None) ** scene.shininess * spot
-    highlight = np.where((surface == OBJECT) & (n_dot_l > 0), highlight, 0.0)
+    # Weighted by n.l so that it fades out smoothly at the light's terminator instead of switching off.
+    highlight = scene.specular * np.clip(np.sum(normal * half_vec, -1), 0.0, None) ** scene.shininess * spot * n_dot_l
+    highlight = np.where(surface == OBJECT, highlight, 0.0)
 
     maps = np.stack([np.where(surface == FLOOR, level, 0.0), np.where(surface == WALL, level, 0.0),
                      np.where(surface == OBJECT, level, 0.0), (surface == SKY).astype(np.float64), highlight], -1)
