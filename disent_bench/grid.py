@@ -524,12 +524,42 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                     if key in checked:
                         continue
                     checked.add(key)
+                    problem = _unknown_parameter(model["name"], params)
+                    if problem:
+                        raise where.error(f"models[{i}]", problem)
                     try:
                         model_registry.build(model["name"], in_channels=channels, latent_dim=latent_dim, **params)
                     except UserError as exc:
                         raise where.error(f"models[{i}]", str(exc)) from None
                     except TypeError as exc:
-                        raise where.error(f"models[{i}]", f"{model['name']} does not accept these parameters "
-                                                          f"{sorted(params)}: {exc}") from None
+                        raise where.error(f"models[{i}]", _parameter_problem(model["name"], params, exc)) from None
                     except (ImportError, AttributeError) as exc:
                         raise where.error(f"models[{i}].name", f"cannot load user model {model['name']!r}: {exc}") from None
+
+
+def _unknown_parameter(name: str, params: Mapping[str, Any]) -> str | None:
+    """A message for the first key the model's constructor does not take (with a did-you-mean), else None."""
+    import inspect
+
+    from disent_bench import models as model_registry
+
+    try:
+        signature = inspect.signature(model_registry.resolve(name).__init__)
+    except (UserError, TypeError, ValueError):
+        return None  # build() will say what is wrong with the name
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return None  # takes anything: build() decides
+    accepted = [p for p in signature.parameters if p not in ("self", "in_channels", "latent_dim")]
+    for key in params:
+        if key not in accepted:
+            if key == "beta":  # not a typo of "betas": the model has no KL weight
+                return f"model {name!r} takes no beta (it has no KL term); use \"vae\" or \"beta_vae\" for one"
+            hint = _did_you_mean(key, [*accepted, *TRAIN_KEYS, *MODEL_LEVEL_KEYS])
+            takes = ", ".join(accepted) if accepted else "no parameters"
+            return (f"unknown key {key!r} for model {name!r}{hint} (its parameters: {takes}; "
+                    f"training keys: {', '.join([*TRAIN_KEYS, *MODEL_LEVEL_KEYS])})")
+    return None
+
+
+def _parameter_problem(name: str, params: Mapping[str, Any], exc: Exception) -> str:
+    return f"{name} does not accept the parameters {sorted(params)}: {exc}"

@@ -178,6 +178,8 @@ BAD = [
     ("beta = [1, 4]", "beta = []", ["models[1].beta", "empty"]),
     ("beta = [1, 4]", "beta = [4, 4.0]", ["models[1].beta", "twice"]),
     ("beta = [1, 4]", "beta = [1, 4]\ngamma = 3", ["models[1]", "gamma"]),
+    ("beta = [1, 4]", "beta = [1, 4]\nstep = 3", ["models[1]", "did you mean 'steps'"]),
+    ('name = "ae"', 'name = "ae"\nbeta = 4', ["models[0]", "takes no beta"]),
     ('name = "ae"', 'name = "nosuchpackage.mod:Model"', ["models[0]", "nosuchpackage"]),
     ('metrics = ["mig", "reconstruction"]', "metrics = []", ["eval.metrics", "empty"]),
     ('metrics = ["mig", "reconstruction"]', 'metrics = ["mgi"]', ["eval.metrics", "did you mean 'mig'"]),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +21,14 @@ def _cpu_count() -> int:
 
 def _init_worker(threads: int) -> None:
     # N jobs share the cores: each process gets its share of torch's intra-op threads.
+    import warnings
+
     import torch
 
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # Warnings as one line, as the CLI prints them in the main process.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def _fmt_seconds(seconds: float) -> str:
