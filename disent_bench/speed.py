@@ -67,9 +67,10 @@ def _device_name(device: torch.device) -> str:
 def measure_speed(device: str | torch.device = "auto", batch_size: int = 64, steps: int = 20, *,
                   repeats: int = 3, model: str = "beta_vae", channels: int = 1, warmup_steps: int = 3,
                   encode_batch_size: int = 256, channels_last: bool | None = None,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, threads: int | None = None) -> dict[str, Any]:
     """Images/s of the training loop, of a bare loop and of encoding; see the module docstring.
 
+    ``threads`` sets torch's CPU thread count for the process (default: leave it as it is).
     Returns a JSON-able dict with ``device``, ``batch_size``, ``train_images_per_s``,
     ``bare_images_per_s``, ``ratio`` (train / bare), ``encode_images_per_s`` and the raw repeats.
     """
@@ -77,6 +78,10 @@ def measure_speed(device: str | torch.device = "auto", batch_size: int = 64, ste
                             ("warmup_steps", warmup_steps, 0), ("encode_batch_size", encode_batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise UserError(f"speed: {key} must be an integer >= {low}, got {value!r}")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise UserError(f"speed: threads must be an integer >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
     torch_device = resolve_device(device)
     dataset = speed_dataset(channels)
     params = {"beta": 4.0} if model == "beta_vae" else {}

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         channels_last: Annotated[Optional[bool], typer.Option(
             "--channels-last/--no-channels-last",
             help="Memory layout of the model (default: channels-last on CPU only).")] = None,
+        threads: Annotated[Optional[int], typer.Option(
+            help="CPU threads for torch (default: torch's choice, one per core).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     ) -> None:
         """Measure training images/s of the real loop and of a bare loop (their ratio), and encoding images/s."""
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         result = measure_speed(device, batch_size, steps, repeats=repeats, model=model, channels=channels,
                                channels_last=channels_last, warmup_steps=warmup_steps,
-                               encode_batch_size=encode_batch_size)
+                               encode_batch_size=encode_batch_size, threads=threads)
         if as_json:
             typer.echo(json.dumps(result))
             return
