@@ -109,8 +109,8 @@ def test_missing_combinations_are_named(tmp_path):
     keep = np.ones(len(labels), bool)
     keep[[4, 50]] = False
     path = _write_h5(tmp_path / "holes.h5", np.zeros((keep.sum(), 64, 64, 3), np.uint8), labels[keep])
-    with pytest.raises(UserError, match=r"2 factor combinations are missing \(e\.g\. floor_hue=0, wall_hue=0, "
-                                        r"object_hue=0, scale=0, shape=1, orientation=1\)"):
+    with pytest.raises(UserError, match=r"2 factor combinations are missing \(e\.g\. floor_hue=0, wall_hue=0\.3, "
+                                        r"object_hue=0\.1, scale=0\.75, shape=3, orientation=0\)"):
         shapes3d.load_official(path, progress=False)
     duplicated = np.concatenate([labels, labels[:3]])
     path = _write_h5(tmp_path / "dups.h5", np.zeros((len(duplicated), 64, 64, 3), np.uint8), duplicated)

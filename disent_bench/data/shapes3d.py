@@ -92,12 +92,16 @@ def labels_to_classes(labels: np.ndarray, path: str | os.PathLike = "labels") ->
     return classes, tuple(present)
 
 
-def _describe(classes_row, sizes) -> str:
-    return ", ".join(f"{n}={int(c)}" for n, c in zip(FACTOR_NAMES, classes_row))
+def _describe(classes_row, values) -> str:
+    """A factor combination as label values, e.g. ``floor_hue=0.1, ..., orientation=-25.71``."""
+    return ", ".join(f"{n}={float(v[int(c)]):.4g}" for n, c, v in zip(FACTOR_NAMES, classes_row, values))
 
 
-def _check_factorial(classes: np.ndarray, path) -> None:
-    """Check that the (file-grid) classes are a complete factorial in row-major order; explain if not."""
+def _check_factorial(classes: np.ndarray, values: tuple[np.ndarray, ...], path) -> None:
+    """Check that the (file-grid) classes are a complete factorial in row-major order; explain if not.
+
+    ``values[k]`` are the label values of factor ``k``'s classes (used to name combinations).
+    """
     sizes = classes.max(axis=0) + 1 if len(classes) else np.ones(len(FACTOR_NAMES), np.int64)
     needed = int(np.prod(sizes))
     grid = dict(zip(FACTOR_NAMES, (int(s) for s in sizes)))
@@ -110,11 +114,11 @@ def _check_factorial(classes: np.ndarray, path) -> None:
         parts = []
         if missing.size:
             example = (missing[0] // strides) % sizes
-            parts.append(f"{missing.size} factor combinations are missing (e.g. {_describe(example, sizes)})")
+            parts.append(f"{missing.size} factor combinations are missing (e.g. {_describe(example, values)})")
         if duplicated.size:
             example = (duplicated[0] // strides) % sizes
             parts.append(f"{int((counts[duplicated] - 1).sum())} images repeat a combination "
-                         f"(e.g. {_describe(example, sizes)})")
+                         f"(e.g. {_describe(example, values)})")
         raise UserError(f"{path}: not a full factorial grid {grid} ({needed} images needed, the file has "
                         f"{len(classes)}): " + "; ".join(parts))
     wrong = np.flatnonzero(index != np.arange(needed))
@@ -122,7 +126,7 @@ def _check_factorial(classes: np.ndarray, path) -> None:
         row = int(wrong[0])
         expected = (row // strides) % sizes
         raise UserError(f"{path}: images are not in row-major order (orientation fastest): image {row} has "
-                        f"{_describe(classes[row], sizes)} but should have {_describe(expected, sizes)} "
+                        f"{_describe(classes[row], values)} but should have {_describe(expected, values)} "
                         f"({wrong.size} of {needed} images are out of place; every combination is present, "
                         "so the file looks shuffled)")
 
@@ -156,11 +160,11 @@ def load_official(path: str | os.PathLike, *, progress: bool = True) -> GroundTr
         # Classes on the file's own grid: position of each official class among those present.
         classes = np.stack([np.searchsorted(p, official_classes[:, k]) for k, p in enumerate(present)], axis=1)
         del official_classes
-        _check_factorial(classes, path)
+        values = tuple(grid[p] for grid, p in zip(FACTOR_VALUES, present))
+        _check_factorial(classes, values, path)
         del classes
         store = _read_images(images, path, progress)
     sizes = tuple(len(p) for p in present)
-    values = tuple(grid[p] for grid, p in zip(FACTOR_VALUES, present))
     return GroundTruthData("shapes3d", "official", FACTOR_NAMES, sizes, store, path=str(path), factor_values=values)
 
 
