@@ -70,7 +70,7 @@ def measure_speed(device: str | torch.device = "auto", batch_size: int = 64, ste
                   seed: int = 0, threads: int | None = None) -> dict[str, Any]:
     """Images/s of the training loop, of a bare loop and of encoding; see the module docstring.
 
-    ``threads`` sets torch's CPU thread count for the process (default: leave it as it is).
+    ``threads``: torch's CPU thread count during the measurement (default: as it is).
     Returns a JSON-able dict with ``device``, ``batch_size``, ``train_images_per_s``,
     ``bare_images_per_s``, ``ratio`` (train / bare), ``encode_images_per_s`` and the raw repeats.
     """
@@ -81,7 +81,18 @@ def measure_speed(device: str | torch.device = "auto", batch_size: int = 64, ste
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise UserError(f"speed: threads must be an integer >= 1, got {threads!r}")
-        torch.set_num_threads(threads)
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return _measure(device, batch_size, steps, repeats, model, channels, warmup_steps, encode_batch_size,
+                        channels_last, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure(device, batch_size: int, steps: int, repeats: int, model: str, channels: int, warmup_steps: int,
+             encode_batch_size: int, channels_last: bool | None, seed: int) -> dict[str, Any]:
     torch_device = resolve_device(device)
     dataset = speed_dataset(channels)
     params = {"beta": 4.0} if model == "beta_vae" else {}
