@@ -43,9 +43,21 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     files = write_tables(frame, report_dir)
     figures = make_plots(frame, report_dir / "figures")
     picture_list = make_pictures_safe(frame, results_dir, report_dir / "pictures", progress) if pictures else []
+    _remove_stale(report_dir / "figures", [p for f in figures for p in (f["png"], f["pdf"])])
+    if pictures:  # --no-pictures keeps the pictures an earlier report drew
+        _remove_stale(report_dir / "pictures", [p for e in picture_list for k in ("overview", "traversals")
+                                                for p in e[k].values()])
     files["index.html"] = write_index(report_dir, frame, summarise(frame), provenance_lines(frame), figures,
                                       picture_list, dict(files))
     return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique())
+
+
+def _remove_stale(directory: Path, keep: list[Path]) -> None:
+    """Delete figures an earlier report left that this one did not draw (e.g. after renaming a section)."""
+    keep_names = {Path(p).name for p in keep}
+    for path in directory.glob("*"):
+        if path.suffix in (".png", ".pdf") and path.name not in keep_names:
+            path.unlink()
 
 
 def make_pictures_safe(frame, results_dir: Path, out_dir: Path, progress: bool) -> list[dict]:

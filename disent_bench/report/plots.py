@@ -150,11 +150,10 @@ def tradeoff(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[str, Path
     if axes[0].get_legend() is not None:
         handles, labels = axes[0].get_legend_handles_labels()
         axes[0].get_legend().remove()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
-                   bbox_to_anchor=(0.5, -0.04), title="model")
+        fig.legend(handles, labels, loc="center left", frameon=False, bbox_to_anchor=(1.0, 0.5), title="model")
     fig.suptitle(f"Reconstruction against disentanglement, one point per run\n{section_title(section)}",
                  fontsize=11)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    fig.tight_layout()
     return save_figure(fig, out_dir, slug(*section.values(), "tradeoff"))
 
 
@@ -172,6 +171,9 @@ def rank_correlation(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[s
     ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     blank = " (blank: a metric constant over runs)" if corr.isna().any().any() else ""
+    lower = [HEADLINE.get(c, c) for c in columns if lower_is_better(c)]
+    if lower:  # correlations are of raw values: say which ones improve downwards
+        blank += f"\nraw values; lower is better for {', '.join(lower)}"
     ax.set_title(f"Rank correlation of metrics over {len(part)} runs{blank}\n{section_title(section)}",
                  fontsize=10)
     fig.tight_layout()

@@ -20,7 +20,9 @@ import pandas as pd
 from disent_bench.runner import is_done, read_metrics
 
 #: Columns that identify a group of runs differing only by seed (plus varying settings, see setting_columns).
-SECTION_COLUMNS = ["dataset", "source", "preset", "representation"]
+# Runs are only summarised together when all of these agree; "metric_settings" is a short id of the
+# grid's per-metric overrides of the preset (sample sizes), listed in the provenance header.
+SECTION_COLUMNS = ["dataset", "source", "preset", "metric_settings", "representation"]
 SETTING_CANDIDATES = ["latent_dim", "steps", "batch_size", "lr"]
 
 #: The one score per metric shown in summary.md/.tex and in plots, in display order, with its label.
@@ -104,10 +106,20 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:
+        frame["metric_settings"] = [_settings_id(v) for v in frame["eval_settings"]]
         frame["label"] = [model_label(m, b) for m, b in zip(frame["model"], frame["beta"])]
         frame = frame.sort_values(["dataset", "source", "preset", "representation", "model", "beta", "seed"],
                                   na_position="first", kind="stable").reset_index(drop=True)
     return frame
+
+
+def _settings_id(settings_json: str) -> str:
+    """``"preset"`` without overrides, else a short stable id of the overrides."""
+    import hashlib
+
+    if json.loads(settings_json) == {}:
+        return "preset"
+    return "custom-" + hashlib.sha256(settings_json.encode()).hexdigest()[:6]
 
 
 def model_label(model: str, beta: float | None, *, latex: bool = False) -> str:
@@ -177,7 +189,8 @@ def sections(frame: pd.DataFrame) -> Iterable[tuple[dict[str, Any], pd.DataFrame
 def section_title(section: dict[str, Any]) -> str:
     source = section["source"]
     tag = "SYNTHETIC data" if source == "synthetic" else f"{source} data"
-    return (f"{section['dataset']} ({tag}), {section['preset']} metric preset, "
+    settings = "" if section.get("metric_settings", "preset") == "preset" else f" ({section['metric_settings']})"
+    return (f"{section['dataset']} ({tag}), {section['preset']} metric preset{settings}, "
             f"{section['representation']} representation")
 
 
@@ -311,7 +324,8 @@ def provenance_lines(frame: pd.DataFrame) -> list[str]:
         checksums = sorted({str(v)[:16] for v in part["dataset_checksum"].dropna()})
         tag = "SYNTHETIC rendering (not the official data)" if source == "synthetic" else f"{source} file"
         lines.append(f"dataset {name}: {tag}, sha256 {', '.join(checksums) or '?'}…")
-    for (preset, settings), part in frame.groupby(["preset", "eval_settings"], sort=False):
+    for (preset, settings, settings_id), part in frame.groupby(["preset", "eval_settings", "metric_settings"],
+                                                               sort=False):
         merged = {m: dict(v) for m, v in PRESETS.get(preset, {}).items()}
         for metric, overrides in json.loads(settings).items():
             merged.setdefault(metric, {}).update(overrides)
@@ -319,7 +333,7 @@ def provenance_lines(frame: pd.DataFrame) -> list[str]:
         text = "; ".join(f"{m} " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                              for k, v in s.items())
                          for m, s in merged.items() if m in present)
-        overridden = " (with grid overrides)" if json.loads(settings) else ""
+        overridden = f" ({settings_id}: the preset with the grid's overrides)" if json.loads(settings) else ""
         lines.append(f"metric preset {preset}{overridden}: {text}")
     steps = sorted({int(s) for s in frame["steps"].dropna()})
     lines.append(f"training steps: {', '.join(map(str, steps))}; seeds per setting as n in each table")
