@@ -58,16 +58,17 @@ batch_size = 16
 
 
 class PreemptedOnceVAE(BetaVAE):
-    """A VAE whose job receives Slurm's preemption signal (SIGUSR2) at training step ``preempt_after + 1``.
+    """A VAE whose job receives ``signal_name`` at training step ``preempt_after + 1``, the first time only.
 
-    The first time only (``marker`` file absent): submitit's handler then checkpoints the job and
-    requeues it. Same weights and losses as ``beta_vae`` with the same beta.
+    SIGUSR2 is Slurm's preemption/time-limit warning as submitit sets it up: submitit's handler then
+    checkpoints the job and requeues it. SIGKILL is a job that dies. ``marker`` (a file) marks the
+    first time. Same weights and losses as ``beta_vae`` with the same beta.
     """
 
     def __init__(self, *, in_channels: int, latent_dim: int = 10, beta: float = 1.0, marker: str = "",
-                 preempt_after: int = 3) -> None:
+                 preempt_after: int = 3, signal_name: str = "SIGUSR2") -> None:
         super().__init__(in_channels=in_channels, latent_dim=latent_dim, beta=beta)
-        self.hparams.update(marker=marker, preempt_after=preempt_after)
+        self.hparams.update(marker=marker, preempt_after=preempt_after, signal_name=signal_name)
         self._losses = 0
 
     def loss(self, x, *, generator=None):
@@ -76,7 +77,7 @@ class PreemptedOnceVAE(BetaVAE):
             marker = Path(self.hparams["marker"])
             if self._losses > self.hparams["preempt_after"] and self.hparams["marker"] and not marker.exists():
                 marker.write_text(str(os.getpid()))
-                os.kill(os.getpid(), signal.SIGUSR2)
+                os.kill(os.getpid(), getattr(signal, self.hparams["signal_name"]))
                 time.sleep(5)  # the handler exits the process long before this ends
         return super().loss(x, generator=generator)
 
@@ -173,6 +174,30 @@ def test_preempted_job_is_requeued_and_resumes_from_checkpoint(submitit_mod, env
     assert record["train"]["resumed_from_step"] == 2  # signalled during step 4; last checkpoint: step 2
     reference = next(v for k, v in local_scores["scores"].items() if "beta1-" in k)
     assert _scores(out)[runs[0].id] == reference
+
+
+@pytest.mark.slow
+def test_job_that_dies_is_recorded_failed(submitit_mod, env, tmp_path, monkeypatch):
+    """A job killed outright (no requeue): the run is reported failed with an error.json naming the job."""
+    from submitit.local.local import LocalJob
+
+    from disent_bench.executors.slurm import SlurmExecutor
+    from disent_bench.runner import run_status
+
+    # submitit waits 15 s for a dead job's result file (slow network file systems); none will come here.
+    monkeypatch.setattr(LocalJob, "_results_timeout_s", 1)
+
+    marker = tmp_path / "killed"
+    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:PreemptedOnceVAE",
+                       params=f'beta = 1.0\nmarker = "{marker}"\npreempt_after = 3\nsignal_name = "SIGKILL"')
+    runs = expand(load_grid(grid))
+    out = tmp_path / "out"
+    outcomes = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
+    assert marker.is_file()
+    assert outcomes[0].status == "failed" and "did not finish" in outcomes[0].error, outcomes
+    error = json.loads((out / "runs" / runs[0].id / "error.json").read_text())
+    assert error["executor"] == "slurm" and error["job_id"] == outcomes[0].extra["job_id"]
+    assert run_status(runs[0], out) == ("failed", 2)  # its step-2 checkpoint is kept for the next attempt
 
 
 def test_settings_from_grid_and_flags(submitit_mod, env):

@@ -23,6 +23,7 @@ this Python environment at the same paths as the submitting machine.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import shutil
 import time
@@ -32,7 +33,8 @@ from typing import Any
 
 from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
-from disent_bench.runner import RunOutcome, execute_run, is_done, log, run_dir
+from disent_bench._io import atomic_write_json
+from disent_bench.runner import ERROR, RunOutcome, claim, execute_run, is_done, log, run_dir
 
 __all__ = ["SlurmExecutor", "SlurmRunJob", "INSTALL_HINT", "CLUSTERS"]
 
@@ -184,10 +186,9 @@ class SlurmExecutor:
 
     def _executor(self, out_dir: Path, runs: Sequence[RunSpec]) -> Any:
         submitit = import_submitit()
-        kwargs = {"slurm_max_num_timeout": self.max_num_timeout} if self.cluster == "slurm" else {}
+        # How often a timed-out job is requeued (the debug back-end runs in-process and has no such limit).
+        kwargs = {f"{self.cluster}_max_num_timeout": self.max_num_timeout} if self.cluster != "debug" else {}
         executor = submitit.AutoExecutor(folder=out_dir / LOG_DIR, cluster=self.cluster, **kwargs)
-        if self.cluster == "local":
-            executor._executor.max_num_timeout = self.max_num_timeout  # not a parameter of the local back-end
         executor.update_parameters(**self.job_parameters(runs))
         return executor
 
@@ -229,19 +230,19 @@ class SlurmExecutor:
                     outcomes[run.id] = RunOutcome(run.id, "submitted", extra={"job_id": str(job.job_id)})
                 log("not waiting: run `disent-bench run` with the same grid later to see what finished")
             else:
-                outcomes.update(self._wait(todo, submitted, overall))
+                outcomes.update(self._wait(todo, submitted, out_dir, overall))
         return [outcomes[run.id] for run in runs]
 
-    def _wait(self, runs: Sequence[RunSpec], jobs: Sequence[Any], overall: Any) -> dict[str, RunOutcome]:
-        pending = dict(zip((run.id for run in runs), jobs))
+    def _wait(self, runs: Sequence[RunSpec], jobs: Sequence[Any], out_dir: Path, overall: Any) -> dict[str, RunOutcome]:
+        pending = {run.id: (run, job) for run, job in zip(runs, jobs)}
         outcomes: dict[str, RunOutcome] = {}
         try:
             while pending:
-                for run_id, job in list(pending.items()):
+                for run_id, (run, job) in list(pending.items()):
                     if not job.done():
                         continue
                     del pending[run_id]
-                    outcome = self._outcome(run_id, job)
+                    outcome = self._outcome(run, out_dir, job)
                     overall.record(outcome)
                     outcomes[run_id] = outcome
                     log(overall.line(outcome))
@@ -249,7 +250,7 @@ class SlurmExecutor:
                     time.sleep(self.poll_s)
         except KeyboardInterrupt:
             log(f"interrupted: cancelling {len(pending)} Slurm job(s); checkpoints are kept")
-            for job in pending.values():
+            for _, job in pending.values():
                 try:
                     job.cancel(check=False)
                 except Exception:  # noqa: BLE001 - a job that just ended cannot be cancelled; fine
@@ -258,14 +259,25 @@ class SlurmExecutor:
         return outcomes
 
     @staticmethod
-    def _outcome(run_id: str, job: Any) -> RunOutcome:
+    def _outcome(run: RunSpec, out_dir: Path, job: Any) -> RunOutcome:
         try:
             reply = job.result()
         except Exception as exc:  # noqa: BLE001 - the job died (killed, out of memory, time-out, node failure)
             text = str(exc).strip()
             last = text.splitlines()[-1] if text else ""
-            return RunOutcome(run_id, "failed", error=f"slurm job {job.job_id} did not finish: "
-                                                      f"{type(exc).__name__}: {last[:300]}",
-                              extra={"executor": "slurm", "job_id": str(job.job_id)})
-        outcome = RunOutcome(**reply)
-        return outcome
+            message = (f"slurm job {job.job_id} did not finish: {type(exc).__name__}: {last[:300]} "
+                       f"(log: {out_dir / LOG_DIR})")
+            _record_job_failure(run, out_dir, job, exc, message)
+            return RunOutcome(run.id, "failed", error=message, extra={"executor": "slurm", "job_id": str(job.job_id)})
+        return RunOutcome(**reply)
+
+
+def _record_job_failure(run: RunSpec, out_dir: Path, job: Any, error: BaseException, message: str) -> None:
+    """error.json for a run whose job died without recording anything itself (when nobody holds the run)."""
+    directory = run_dir(out_dir, run.id)
+    with claim(directory) as owned:
+        if owned and not is_done(directory, run) and not (directory / ERROR).is_file():
+            atomic_write_json(directory / ERROR, {
+                "run_id": run.id, "error_type": type(error).__name__, "error": message, "user_error": False,
+                "traceback": str(error)[-5000:], "executor": "slurm", "job_id": str(job.job_id),
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
