@@ -6,8 +6,8 @@
   starts a small Ray instance on this machine (one CPU slot per core, no dashboard) and stops it at
   the end.
 * **Resources**: each task asks for ``[benchmark] gpus_per_run`` GPUs and ``cpus_per_run`` CPUs
-  (defaults: 1 GPU when the cluster has GPUs, else none, and 1 CPU); a task uses as many torch
-  threads as the CPUs it asked for. A request no node of the cluster can satisfy is a UserError
+  (defaults: 1 CPU, and 1 GPU when the cluster has GPUs unless the run's device is ``cpu``); a task
+  uses as many torch threads as the CPUs it asked for. A request no node of the cluster can satisfy is a UserError
   rather than a task that waits for ever.
 * **Results, shared file system or not**: the driver writes a token into the results directory.
   A worker that can read it shares the file system, and runs
