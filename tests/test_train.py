@@ -66,6 +66,15 @@ def test_same_seed_same_weights_and_losses():
     assert not torch.equal(weights(other.model)[0], weights(runs[0].model)[0])
 
 
+def test_beta_vae_with_beta_one_trains_exactly_like_vae():
+    data = squares()
+    vae = train(models.build("vae", in_channels=1), data, small_config(steps=4), progress=False)
+    beta_one = train(models.build("beta_vae", in_channels=1, beta=1.0), data, small_config(steps=4), progress=False)
+    assert_same_weights(weights(vae.model), weights(beta_one.model))
+    assert vae.log == [dict(row, elapsed=r["elapsed"], images_per_s=r["images_per_s"])
+                       for row, r in zip(beta_one.log, vae.log)]
+
+
 def test_resume_is_bit_identical_and_log_has_no_duplicates(tmp_path):
     data = squares()
     whole = train(models.build("beta_vae", in_channels=1, beta=4.0), data, small_config(), tmp_path / "a",
