@@ -208,6 +208,28 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
                         "(and RAY_ADDRESS) to run on a Ray instance on this machine") from None
 
 
+def _present_auth_token() -> None:
+    """Make the driver present this machine's Ray token when joining a cluster.
+
+    Recent Ray versions start clusters with token authentication (``~/.ray/auth_token``) but a
+    driver joining one by address only sends the token when ``RAY_AUTH_MODE=token``; without it the
+    connection fails after a long retry. A token-mode driver also joins clusters that have
+    authentication disabled, so this is safe; an explicit ``RAY_AUTH_MODE`` is left alone.
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(token_path).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        # Ray reads its configuration when imported; refresh it as Ray itself does after this change.
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception:  # noqa: BLE001 - older Ray without token authentication: nothing to refresh
+            pass
+
+
 def _results_token(out_dir: Path) -> str:
     """The results directory's token (created once; concurrent drivers on one directory share it)."""
     path = out_dir / SHARED_TOKEN_FILE
@@ -283,11 +305,13 @@ class RayExecutor:
             return False
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
+            _present_auth_token()
             try:
                 ray.init(address=self.address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UserError(f"cannot connect to the Ray cluster at {self.address!r} ({exc}); start one with "
-                                "`ray start --head` and pass the address it prints, or leave out --address "
+                raise UserError(f"cannot connect to the Ray cluster at {self.address!r} ({exc}); if it uses token "
+                                "authentication, copy its token to ~/.ray/auth_token here (or set RAY_AUTH_TOKEN); "
+                                "else check the address `ray start --head` printed, or leave out --address "
                                 "(and RAY_ADDRESS) to run on a Ray instance on this machine") from None
         else:
             ray.init(num_cpus=self.num_cpus or _cpu_count(), num_gpus=self.num_gpus,
