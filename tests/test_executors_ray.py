@@ -306,3 +306,21 @@ def test_cli_without_ray_exits_2_with_install_hint(tmp_path):
     assert 'pip install "disent-bench[ray]"' in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+def test_joining_a_cluster_presents_the_local_auth_token(ray_mod, monkeypatch, tmp_path):
+    """Ray only sends ~/.ray/auth_token when RAY_AUTH_MODE=token; the executor sets it when a token exists."""
+    from disent_bench.executors.ray import _present_auth_token
+
+    monkeypatch.setitem(sys.modules, "ray._raylet", None)  # skip refreshing Ray's config in this process
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "auth_token"))
+    _present_auth_token()
+    assert "RAY_AUTH_MODE" not in os.environ  # no token, nothing to present
+    (tmp_path / "auth_token").write_text("x" * 32)
+    _present_auth_token()
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    _present_auth_token()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # an explicit choice is left alone
