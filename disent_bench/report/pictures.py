@@ -30,7 +30,7 @@ NUM_INTERP = 10
 NUM_SAMPLES = 16
 NUM_TRAVERSE = 9
 ANALYSIS_IMAGES = 2048
-INACTIVE_KL = 0.05  # nats: a dim whose KL is below this carries (almost) no information
+INACTIVE_KL = 0.1  # nats: a dim whose mean KL is below this carries (almost) no information
 
 
 def _to_images(logits: torch.Tensor) -> np.ndarray:

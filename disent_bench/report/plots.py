@@ -134,7 +134,7 @@ def tradeoff(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[str, Path
         return None
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.05)
     fig, axes = _grid(len(scores), ncols=3)
-    order = list(dict.fromkeys(part.sort_values(["model", "beta"], na_position="first")["label"]))
+    order = list(dict.fromkeys(part["label"]))  # load_runs' order: AE, VAE, beta-VAE by beta, others
     palette = dict(zip(order, sns.color_palette("viridis", len(order)) if len(order) > 1 else ["C0"]))
     if "AE" in palette:
         palette["AE"] = AE_COLOR

@@ -108,8 +108,11 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
     if not frame.empty:
         frame["metric_settings"] = [_settings_id(v) for v in frame["eval_settings"]]
         frame["label"] = [model_label(m, b) for m, b in zip(frame["model"], frame["beta"])]
-        frame = frame.sort_values(["dataset", "source", "preset", "representation", "model", "beta", "seed"],
-                                  na_position="first", kind="stable").reset_index(drop=True)
+        # Rows read AE, VAE, then beta-VAE by beta, then other models: the order a reader expects.
+        frame["_order"] = frame["model"].map({"ae": 0, "vae": 1, "beta_vae": 2}).fillna(3)
+        frame = frame.sort_values(["dataset", "source", "preset", "representation", "_order", "model", "beta",
+                                   "seed"], na_position="first", kind="stable").drop(columns="_order")
+        frame = frame.reset_index(drop=True)
     return frame
 
 
