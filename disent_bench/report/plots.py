@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -166,8 +167,10 @@ def rank_correlation(part: pd.DataFrame, section: dict, out_dir: Path) -> dict[s
     corr.index = corr.columns = [HEADLINE.get(c, c) for c in columns]
     sns.set_theme(style="white", context="paper", font_scale=1.05)
     fig, ax = plt.subplots(figsize=(1.0 * len(columns) + 2.2, 0.85 * len(columns) + 1.6))
-    sns.heatmap(corr, vmin=-1, vmax=1, center=0, cmap="vlag", annot=True, fmt=".2f", square=True,
-                linewidths=0.5, cbar_kws={"label": "Spearman ρ", "shrink": 0.8}, ax=ax)
+    with warnings.catch_warnings():  # seaborn 0.13 calls a matplotlib API that is being deprecated
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(corr, vmin=-1, vmax=1, center=0, cmap="vlag", annot=True, fmt=".2f", square=True,
+                    linewidths=0.5, cbar_kws={"label": "Spearman ρ", "shrink": 0.8}, ax=ax)
     ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     blank = " (blank: a metric constant over runs)" if corr.isna().any().any() else ""
