@@ -49,6 +49,8 @@ TRAIN_KEYS = ("steps", "batch_size", "lr", "betas", "eps", "checkpoint_every", "
 # Training settings that never change what a run learns (so they stay out of its id).
 NON_SEMANTIC_TRAIN_KEYS = ("checkpoint_every", "log_every", "device", "seed", "progress", "channels_last")
 MODEL_LEVEL_KEYS = ("latent_dim",)
+# Always part of a run's id (with their values, default or not).
+CORE_TRAIN_KEYS = ("steps", "batch_size", "lr", "betas", "eps")
 
 
 @dataclass(frozen=True)
@@ -464,13 +466,18 @@ def _expand_values(table: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[
 
 
 def run_id(dataset: Mapping[str, str], model: Mapping[str, Any], train: Mapping[str, Any], seed: int,
-           label: Mapping[str, Any] | None = None) -> str:
+           label: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> str:
     """``<dataset>-<model>-<hyper-parameters>-s<seed>-<hash8>``: readable, and stable across invocations.
 
     The hash covers only what decides what the run learns: dataset and source, model and its
     parameters, latent size, the semantic training settings, and the seed.
     """
     semantic_train = {k: v for k, v in train.items() if k not in NON_SEMANTIC_TRAIN_KEYS}
+    if defaults is not None:
+        # Settings beyond the core ones count only when they differ from the trainer's default, so a
+        # setting a later version adds (with a default that keeps today's behaviour) keeps every id.
+        semantic_train = {k: v for k, v in semantic_train.items()
+                          if k in CORE_TRAIN_KEYS or _canonical(v) != _canonical(defaults.get(k))}
     payload = {"dataset": dict(dataset), "model": dict(model), "train": semantic_train, "seed": seed}
     digest = hashlib.sha256(json.dumps(_canonical(payload), sort_keys=True).encode()).hexdigest()[:8]
     parts = [_slug(dataset["name"]), _slug(model["name"])]
@@ -501,7 +508,7 @@ def expand(grid: Grid) -> list[RunSpec]:
                         train["betas"] = list(train["betas"])
                     model_cfg = {"name": model["name"], "latent_dim": latent_dim, "params": dict(params)}
                     for seed in grid.seeds:
-                        rid = run_id(dataset, model_cfg, train, seed, label)
+                        rid = run_id(dataset, model_cfg, train, seed, label, train_defaults)
                         runs.append(RunSpec(
                             id=rid, benchmark=grid.name, dataset=dict(dataset), model=model_cfg,
                             train={**train, "seed": seed}, seed=seed, device=grid.device,

@@ -119,6 +119,11 @@ def test_run_ids_stable_and_ignore_non_semantic_settings(tmp_path):
     text = reordered
     other = {run.id for run in expand(load_grid(write(tmp_path, text, "other.toml")))}
     assert other == ids
+    # A non-core training setting counts only when it differs from the trainer's default.
+    explicit = {run.id for run in expand(load_grid(write(tmp_path, BASE.replace("lr = 1e-3", "lr = 1e-3\ninit_from_seed = true"), "d.toml")))}
+    assert explicit == ids
+    changed = {run.id for run in expand(load_grid(write(tmp_path, BASE.replace("lr = 1e-3", "lr = 1e-3\ninit_from_seed = false"), "e.toml")))}
+    assert not changed & ids
     # Semantic: a different lr changes every id; a new seed adds ids without changing the old ones.
     changed = {run.id for run in expand(load_grid(write(tmp_path, BASE.replace("lr = 1e-3", "lr = 2e-3"), "c.toml")))}
     assert not changed & ids

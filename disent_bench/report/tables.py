@@ -113,7 +113,24 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
         frame = frame.sort_values(["dataset", "source", "preset", "representation", "_order", "model", "beta",
                                    "seed"], na_position="first", kind="stable").drop(columns="_order")
         frame = frame.reset_index(drop=True)
+        frame = _drop_repeats(frame)
     return frame
+
+
+def _drop_repeats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep the latest of runs that repeat the same setting and seed (e.g. left by an older grid
+    version under another id), so that no seed is counted twice in a mean."""
+    import warnings
+
+    key = [c for c in group_columns(frame) + ["seed", "eval_settings"] if c in frame.columns]
+    latest = frame.sort_values("date", kind="stable").duplicated(subset=key, keep="last")
+    repeated = latest.reindex(frame.index)
+    if repeated.any():
+        dropped = sorted(set(frame.loc[repeated, "run_id"]))
+        warnings.warn(f"{len(dropped)} finished run(s) repeat the setting and seed of a newer run and are left "
+                      f"out of the report: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}",
+                      stacklevel=3)
+    return frame[~repeated].reset_index(drop=True)
 
 
 def _settings_id(settings_json: str) -> str:
