@@ -16,11 +16,11 @@ reconstruction     num_batches 1000, batch_size 64 (64,000 held-out images)
 
 ``quick`` is for CPU runs and smoke tests: the same estimators with smaller samples. The per-point batch
 (64) and the bin count (20) stay those of the reference, so only the sampling noise grows, not what a
-score means. On full dSprites it draws ~33k images (the paper preset ~3.0 M, ~0.72 M of them distinct).
-Measured on a shared 2-core CPU with the reference conv net (~1,000-1,800 images/s), it takes well under a
-minute per model: about 20 s encoding, 10-20 s for DCI (its per-factor gradient boosting, 113 classes x
-100 stages of trees on dSprites, has a fixed cost per tree however few the points), a few seconds for the
-rest.
+score means. On full dSprites it draws ~33k images (~32.5k distinct; the paper preset draws ~3.0 M, of which
+~725k are distinct). Measured with a beta-VAE of the reference architecture on synthetic dSprites, on a
+2-core CPU shared with other jobs (load ~5): 46-49 s per model in all -- encoding ~17 s, DCI ~20 s (its
+per-factor gradient boosting, 113 classes x 100 stages of trees on dSprites, has a fixed cost per tree
+however few the points), modularity ~10 s (its per-factor LogisticRegression fits), the rest ~2 s.
 
 =================  ==========================================================================
 beta_vae           batch_size 64, num_train 80, num_eval 40           (15,360 images)
