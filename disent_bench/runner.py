@@ -365,17 +365,22 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
     import torch
 
     from disent_bench import data, models
-    from disent_bench.train import resolve_device
+    from disent_bench.train import TrainConfig, make_optimizer, prepare_model, resolve_device, use_channels_last
 
     device = resolve_device(run.device)
+    config = TrainConfig(**{**run.train, "device": str(device)})
     spec = data.get_spec(run.dataset["name"])
     height, width, channels = spec.image_shape
     model = models.build(run.model["name"], in_channels=channels, latent_dim=run.model["latent_dim"],
-                         **run.model["params"]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+                         **run.model["params"])
+    # The same layout and optimiser as train(): on a CPU channels-last is several times faster at batch 256.
+    prepare_model(model, config, device)
+    optimizer = make_optimizer(model, config)
     batch = int(run.train["batch_size"])
     generator = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, channels, height, width, generator=generator) > 0.5).float().to(device)
+    if use_channels_last(config, device):
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -396,6 +396,12 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
                 if log_path is not None:
                     with open(log_path, "a", newline="") as handle:
                         handle.write(_csv_text([row], header=False))
+                if not all(math.isfinite(value) for value in means):
+                    # Stop at once: a diverged run would otherwise spend its remaining steps on NaNs, and
+                    # its last good checkpoint (written before this interval) must not be overwritten.
+                    raise FloatingPointError(
+                        f"training diverged at step {step}: the mean losses of the last {pending_steps} steps "
+                        f"are not finite (loss {means[0]}, reconstruction {means[1]}, KL {means[2]})")
                 fields = {"loss": row["loss"], "rec": row["reconstruction"], "kl": row["kl"],
                           "img/s": round(row["images_per_s"])}
             if checkpoint_path is not None and (step % config.checkpoint_every == 0 or step == config.steps):

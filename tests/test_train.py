@@ -204,3 +204,28 @@ def test_speed_command_prints_json():
     assert result["device"] == "cpu" and result["batch_size"] == 16
     assert result["train_images_per_s"] > 0 and result["bare_images_per_s"] > 0 and result["encode_images_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["train_images_per_s"] / result["bare_images_per_s"])
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = squares()
+    config = small_config(steps=8, log_every=2, checkpoint_every=2)
+    model = models.build("ae", in_channels=1)
+    original_loss = model.loss
+    calls = {"n": 0}
+
+    def loss_turning_nan(x, **kwargs):
+        calls["n"] += 1
+        losses = original_loss(x, **kwargs)
+        if calls["n"] > 4:  # steps 5.. diverge
+            nan = losses["total"] * float("nan")
+            return {"total": nan, "reconstruction": nan, "kl": losses["kl"]}
+        return losses
+
+    model.loss = loss_turning_nan
+    with pytest.raises(FloatingPointError, match="diverged at step 6"):
+        train(model, data, config, tmp_path, progress=False)
+    # Stopped at the first log step that saw NaN, without overwriting the step-4 checkpoint.
+    assert calls["n"] == 6
+    assert checkpoint_step(tmp_path) == 4
+    restored = load_model(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for t in restored.state_dict().values())
