@@ -53,6 +53,23 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def check_output_path(path: str | os.PathLike, suffix: str) -> Path:
+    """Check, before any work, that ``path`` ends in ``suffix`` and its folder exists (or can be made) and is writable."""
+    from disent_bench.errors import UserError
+
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise UserError(f"output {out} must be a {suffix} file")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"output {out}: the folder {parent} is not writable")
+    return out
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

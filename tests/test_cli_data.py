@@ -80,7 +80,7 @@ def test_unwritable_data_home_and_output(data_home, tmp_path):
     _assert_user_error(_run("--data-dir", str(tmp_path / "home"), "data", "show", "dsprites_tiny",
                             "--out", str(blocker / "x.png")), "--out")
     _assert_user_error(_run("--data-dir", str(tmp_path / "home"), "data", "show", "dsprites_tiny",
-                            "--out", str(tmp_path / "x.jpg")), "must end in .png")
+                            "--out", str(tmp_path / "x.jpg")), "must be a .png file")
 
 
 def test_corrupt_official_file_and_bad_source(data_home, tmp_path):

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from disent_bench._io import check_output_path
 from disent_bench.errors import UserError
 
 data_app = typer.Typer(help="Datasets: list, download, render synthetic copies, picture and compare them.",
@@ -40,15 +41,7 @@ def _use_data_dir(data_dir: Path | None) -> None:
 
 
 def _check_png_output(out: Path) -> None:
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out} must end in .png")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the folder {parent} for --out ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise UserError(f"--out {out}: {parent} is not writable")
+    check_output_path(out, ".png")
 
 
 @data_app.command("list")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from disent_bench._io import check_output_path
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec
 from disent_bench.errors import UserError
@@ -532,7 +533,7 @@ def compare_reference(gif_path: str | os.PathLike, out_png: str | os.PathLike | 
     """
     frames = reference_frames(gif_path)
     if out_png is not None:
-        _check_output(out_png)
+        check_output_path(out_png, ".png")
     table = _sprite_table()
     ious, matches = [], []
     with ProgressReporter("match frames", len(frames), enabled=progress) as reporter:
@@ -556,19 +557,6 @@ def compare_reference(gif_path: str | os.PathLike, out_png: str | os.PathLike | 
         synthetic = render(np.stack(matches)).astype(bool)
         _write_comparison_png(frames, synthetic, ious, out_png, result)
     return result
-
-
-def _check_output(out_png) -> None:
-    out = Path(out_png)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"output {out} must be a .png file")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the output folder {parent} ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output folder {parent} is not writable")
 
 
 def _write_comparison_png(real: np.ndarray, synthetic: np.ndarray, ious: np.ndarray, out_png, result) -> None:

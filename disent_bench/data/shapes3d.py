@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from disent_bench._io import check_output_path
 from disent_bench.data import shapes3d_render as render
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec
@@ -303,7 +304,7 @@ def compare_reference(gif_path: str | os.PathLike, out_png: str | os.PathLike | 
     """
     frames = reference_frames(gif_path)
     if out_png is not None:
-        _check_output(out_png)
+        check_output_path(out_png, ".png")
     configs = int(np.prod(FACTOR_SIZES[3:]))
     with ProgressReporter("render 3dshapes geometry", configs, enabled=progress) as reporter:
         maps = render.render_all_maps(progress=reporter.update).reshape(configs, *IMAGE_SHAPE[:2], render.NUM_MAPS)
@@ -360,19 +361,6 @@ def _region_errors(frames, synthetic, maps, matches) -> dict:
             totals[name][0] += float(diff[mask].sum())
             totals[name][1] += int(mask.sum())
     return {name: round(total / count, 2) if count else None for name, (total, count) in totals.items()}
-
-
-def _check_output(out_png) -> None:
-    out = Path(out_png)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"output {out} must be a .png file")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the output folder {parent} ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output folder {parent} is not writable")
 
 
 def _write_comparison_png(real, synthetic, errors, matches, out_png, result) -> None:
