@@ -41,7 +41,10 @@ def _use_data_dir(data_dir: Path | None) -> None:
 
 
 def _check_png_output(out: Path) -> None:
-    check_output_path(out, ".png")
+    try:
+        check_output_path(out, ".png")
+    except UserError as exc:
+        raise UserError(f"--out: {exc}") from None
 
 
 @data_app.command("list")
