@@ -101,7 +101,7 @@ def test_each_image_is_encoded_once(dataset):
     result = quick(dataset, recorder, settings=None, batch_size=257, metrics=metrics)
     seen = np.concatenate(recorder.seen)
     indices = dataset.index_of(seen.astype(np.int64))
-    # The quick preset draws far more images (~33k) than the dataset holds (720): each is encoded once.
+    # The quick preset draws far more images (~65k) than the dataset holds (720): each is encoded once.
     assert np.unique(indices).size == indices.size
     assert result["images_encoded"] == indices.size <= len(dataset)
     assert recorder.calls == math.ceil(indices.size / 257)

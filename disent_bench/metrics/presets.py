@@ -16,16 +16,18 @@ reconstruction     num_batches 1000, batch_size 64 (64,000 held-out images)
 
 ``quick`` is for CPU runs and smoke tests: the same estimators with smaller samples. The per-point batch
 (64) and the bin count (20) stay those of the reference, so only the sampling noise grows, not what a
-score means. On full dSprites it draws ~33k images (~32.5k distinct; the paper preset draws ~3.0 M, of which
-~725k are distinct). Measured with a beta-VAE of the reference architecture on synthetic dSprites, on a
-2-core CPU shared with other jobs (load ~5): 46-49 s per model in all -- encoding ~17 s, DCI ~20 s (its
-per-factor gradient boosting, 113 classes x 100 stages of trees on dSprites, has a fixed cost per tree
-however few the points), modularity ~10 s (its per-factor LogisticRegression fits), the rest ~2 s.
+score means. On full dSprites it draws ~65k images (the paper preset draws ~3.0 M, of which ~725k are
+distinct). With 100 evaluation points the BetaVAE and FactorVAE accuracies move in steps of 1% and
+have a sampling standard error of up to 5%; fewer points made them too noisy to tell models apart.
+On a quiet 2-core CPU, a beta-VAE of the reference architecture on synthetic dSprites takes about 20 s
+per model in all, most of it DCI (its per-factor gradient boosting, 113 classes x 100 stages of trees
+on dSprites, has a fixed cost per tree however few the points) and modularity (its per-factor
+LogisticRegression fits), then encoding.
 
 =================  ==========================================================================
-beta_vae           batch_size 64, num_train 80, num_eval 40           (15,360 images)
-factor_vae         batch_size 64, num_train 80, num_eval 40, num_variance_estimate 1000,
-                   prune_threshold 0.05                                (8,680 images)
+beta_vae           batch_size 64, num_train 200, num_eval 100         (38,400 images)
+factor_vae         batch_size 64, num_train 200, num_eval 100, num_variance_estimate 1000,
+                   prune_threshold 0.05                                (20,200 images)
 mig                num_train 2000, num_bins 20
 dci                num_train 500, num_test 250
 sap                num_train 2000, num_test 1000, continuous_factors 0
@@ -56,8 +58,8 @@ PAPER: dict[str, dict[str, float]] = {
 }
 
 QUICK: dict[str, dict[str, float]] = {
-    "beta_vae": {"batch_size": 64, "num_train": 80, "num_eval": 40},
-    "factor_vae": {"batch_size": 64, "num_train": 80, "num_eval": 40, "num_variance_estimate": 1000,
+    "beta_vae": {"batch_size": 64, "num_train": 200, "num_eval": 100},
+    "factor_vae": {"batch_size": 64, "num_train": 200, "num_eval": 100, "num_variance_estimate": 1000,
                    "prune_threshold": 0.05},
     "mig": {"num_train": 2000, "num_bins": 20},
     "dci": {"num_train": 500, "num_test": 250},
