@@ -38,8 +38,8 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-class _Overall:
-    """Runs done/total and an ETA from the seconds per training step measured so far."""
+class OverallProgress:
+    """Runs done/total and an ETA from the seconds per training step measured so far (every executor's view)."""
 
     def __init__(self, runs: Sequence[RunSpec], jobs: int) -> None:
         self.total = len(runs)
@@ -62,6 +62,20 @@ class _Overall:
         remaining = sum(s for rid, s in self.steps.items() if rid not in self.finished)
         return "eta " + _fmt_seconds(remaining * self.work_seconds / self.work_steps / self.jobs)
 
+    def skip_finished(self, runs: Sequence[RunSpec], out_dir: Path) -> tuple[dict[str, RunOutcome], list[RunSpec]]:
+        """Outcomes ("skipped", recorded here) of the runs already finished under ``out_dir``, and the rest."""
+        from disent_bench.runner import is_done, run_dir
+
+        outcomes: dict[str, RunOutcome] = {}
+        todo = []
+        for run in runs:
+            if is_done(run_dir(out_dir, run.id), run):
+                outcomes[run.id] = RunOutcome(run.id, "skipped")
+                self.record(outcomes[run.id])
+            else:
+                todo.append(run)
+        return outcomes, todo
+
     def line(self, outcome: RunOutcome) -> str:
         detail = {"done": f"done in {_fmt_seconds(outcome.seconds)}", "skipped": "already finished",
                   "claimed": "claimed by another process; will revisit",
@@ -80,7 +94,7 @@ class LocalExecutor:
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1,
             progress: bool = True) -> list[RunOutcome]:
         jobs = max(1, int(jobs))
-        overall = _Overall(runs, jobs)
+        overall = OverallProgress(runs, jobs)
         outcomes: dict[str, RunOutcome] = {}
         if jobs == 1:
             first = self._sequential(runs, out_dir, overall, progress, wait=False)
@@ -97,7 +111,7 @@ class LocalExecutor:
                 outcomes.update(self._parallel(claimed, out_dir, overall, jobs, wait=True))
         return [outcomes[run.id] for run in runs]
 
-    def _sequential(self, runs, out_dir, overall: _Overall, progress: bool, *, wait: bool):
+    def _sequential(self, runs, out_dir, overall: OverallProgress, progress: bool, *, wait: bool):
         outcomes = {}
         for i, run in enumerate(runs):
             if progress:
@@ -108,7 +122,7 @@ class LocalExecutor:
             log(overall.line(outcome))
         return outcomes
 
-    def _parallel(self, runs, out_dir, overall: _Overall, jobs: int, *, wait: bool):
+    def _parallel(self, runs, out_dir, overall: OverallProgress, jobs: int, *, wait: bool):
         threads = max(1, _cpu_count() // jobs)
         outcomes = {}
         context = multiprocessing.get_context("spawn")  # fork after torch threads start is unsafe

@@ -367,7 +367,7 @@ class RayExecutor:
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[RunOutcome]:
         """Execute ``runs`` (``jobs`` is ignored: the cluster's resources decide how many run at once)."""
         from disent_bench import data
-        from disent_bench.executors.local import _Overall
+        from disent_bench.executors.local import OverallProgress
 
         ray = import_ray()
         out_dir = Path(out_dir).resolve()
@@ -382,15 +382,8 @@ class RayExecutor:
         started = self._connect()
         try:
             node = self._largest_node()
-            overall = _Overall(runs, self._slots(runs, node))
-            outcomes: dict[str, RunOutcome] = {}
-            todo = []
-            for run in runs:
-                if is_done(run_dir(out_dir, run.id), run):
-                    outcomes[run.id] = RunOutcome(run.id, "skipped")
-                    overall.record(outcomes[run.id])
-                else:
-                    todo.append(run)
+            overall = OverallProgress(runs, self._slots(runs, node))
+            outcomes, todo = overall.skip_finished(runs, out_dir)
             if progress:
                 resources = ray.cluster_resources()
                 log(f"ray: {len(todo)} of {len(runs)} runs to do on {int(resources.get('CPU', 0))} CPUs and "

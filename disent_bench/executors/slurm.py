@@ -207,19 +207,12 @@ class SlurmExecutor:
     # -- running ------------------------------------------------------------------------------------
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[RunOutcome]:
         """Submit the unfinished runs and wait for them (``jobs`` is ignored: Slurm schedules)."""
-        from disent_bench.executors.local import _Overall
+        from disent_bench.executors.local import OverallProgress
 
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
-        overall = _Overall(runs, max(1, int(self.settings.get("array_parallelism") or len(runs) or 1)))
-        outcomes: dict[str, RunOutcome] = {}
-        todo = []
-        for run in runs:
-            if is_done(run_dir(out_dir, run.id), run):
-                outcomes[run.id] = RunOutcome(run.id, "skipped")
-                overall.record(outcomes[run.id])
-            else:
-                todo.append(run)
+        overall = OverallProgress(runs, max(1, int(self.settings.get("array_parallelism") or len(runs) or 1)))
+        outcomes, todo = overall.skip_finished(runs, out_dir)
         if todo:
             submitted = self.submit(todo, out_dir)
             ids = sorted({str(job.job_id).split("_")[0] for job in submitted})
