@@ -23,6 +23,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
+from disent_bench.metrics.sampling import draw_train_test
 
 NAME = "dci"
 
@@ -83,9 +84,7 @@ def dci_from_codes(train_codes, train_factors, test_codes, test_factors, random_
             "informativeness_train": train_acc, "informativeness_test": test_acc}
 
 
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"train": dataset.sample_indices(settings["num_train"], rng),
-            "test": dataset.sample_indices(settings["num_test"], rng)}
+draw = draw_train_test
 
 
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,

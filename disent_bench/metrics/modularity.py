@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
+from disent_bench.metrics.sampling import draw_train_test
 from disent_bench.metrics.discrete import histogram_discretize, mutual_info_matrix
 from disent_bench.metrics.sklearn_utils import quiet_fit
 
@@ -88,9 +89,7 @@ def explicitness(train_codes: np.ndarray, train_factors: np.ndarray, test_codes:
     return float(np.nanmean(train_scores)), float(np.nanmean(test_scores))
 
 
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"train": dataset.sample_indices(settings["num_train"], rng),
-            "test": dataset.sample_indices(settings["num_test"], rng)}
+draw = draw_train_test
 
 
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,

@@ -23,6 +23,7 @@ from sklearn.svm import LinearSVC
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
+from disent_bench.metrics.sampling import draw_train_test
 from disent_bench.metrics.sklearn_utils import quiet_fit
 
 NAME = "sap"
@@ -87,9 +88,7 @@ def sap_from_codes(train_codes, train_factors, test_codes, test_factors, random_
     return sap_from_scores(score_matrix(train_codes, train_factors, test_codes, test_factors, random_state))
 
 
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"train": dataset.sample_indices(settings["num_train"], rng),
-            "test": dataset.sample_indices(settings["num_test"], rng)}
+draw = draw_train_test
 
 
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,

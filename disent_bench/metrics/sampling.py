@@ -1,0 +1,13 @@
+"""The draw shared by the metrics that fit on a train sample and score on a test sample (DCI, SAP, modularity)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from disent_bench.data.base import GroundTruthData
+
+
+def draw_train_test(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``num_train`` then ``num_test`` image indices, uniform with replacement (factor rows are image indices)."""
+    return {"train": dataset.sample_indices(settings["num_train"], rng),
+            "test": dataset.sample_indices(settings["num_test"], rng)}
