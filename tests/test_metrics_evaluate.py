@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
 from disent_bench.metrics import PRESETS, available, evaluate
 from disent_bench.metrics.reconstruction import per_image_losses
+from factor_images import factor_classes, factor_image_dataset
 
 SIZES = (2, 3, 4, 5, 6)
 TINY = {  # small samples: these tests are about the plumbing, not the estimators
@@ -24,20 +24,6 @@ TINY = {  # small samples: these tests are about the plumbing, not the estimator
     "reconstruction": {"num_batches": 3, "batch_size": 32},
 }
 NON_RECON = [m for m in available() if m != "reconstruction"]
-
-
-def factor_image_dataset(sizes=SIZES) -> GroundTruthData:
-    """A full-factorial dataset whose image ``i`` (1 x K pixels) holds its factor classes."""
-    n, num = int(np.prod(sizes)), len(sizes)
-    strides = np.array([int(np.prod(sizes[k + 1:])) for k in range(num)])
-    classes = (np.arange(n)[:, None] // strides) % np.array(sizes)
-    return GroundTruthData("factor_images", "synthetic", [f"f{k}" for k in range(num)], sizes,
-                           classes.astype(np.uint8).reshape(n, 1, num, 1))
-
-
-def factor_classes(x) -> np.ndarray:
-    x = np.asarray(x)
-    return np.rint(x.reshape(x.shape[0], -1) * 255.0)
 
 
 class Recorder:
@@ -82,7 +68,7 @@ class TinyVAE(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def dataset():
-    return factor_image_dataset()
+    return factor_image_dataset(SIZES)
 
 
 def quick(dataset, encoder, **kwargs):

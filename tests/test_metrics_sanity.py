@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics import evaluate
+from factor_images import factor_classes, factor_image_dataset
 
 SIZES = (2, 2, 3, 3, 3, 4, 4, 5)
 # Small samples: the sanity margins are wide, and the suite must stay fast.
@@ -31,24 +31,9 @@ SETTINGS = {
 METRICS = ("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity")
 
 
-def factor_image_dataset(sizes=SIZES) -> GroundTruthData:
-    """A full-factorial dataset whose image ``i`` is its own factor classes, one pixel per factor."""
-    n, num = int(np.prod(sizes)), len(sizes)
-    strides = np.array([int(np.prod(sizes[k + 1:])) for k in range(num)])
-    classes = (np.arange(n)[:, None] // strides) % np.array(sizes)
-    return GroundTruthData("factor_images", "synthetic", [f"f{k}" for k in range(num)], sizes,
-                           classes.astype(np.uint8).reshape(n, 1, num, 1))
-
-
-def factor_classes(x) -> np.ndarray:
-    """The representation 'factor classes themselves', read back from the pixels."""
-    x = np.asarray(x)
-    return np.rint(x.reshape(x.shape[0], -1) * 255.0)
-
-
 @pytest.fixture(scope="module")
 def dataset():
-    return factor_image_dataset()
+    return factor_image_dataset(SIZES)
 
 
 def run(dataset, encoder, sap_continuous=0, metrics=METRICS):

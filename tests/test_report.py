@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pandas as pd
 import pytest
