@@ -365,7 +365,8 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
     import torch
 
     from disent_bench import data, models
-    from disent_bench.train import TrainConfig, make_optimizer, prepare_model, resolve_device, use_channels_last
+    from disent_bench.train import (TrainConfig, loss_takes_step, make_optimizers, prepare_model, resolve_device,
+                                    training_step, use_channels_last)
 
     device = resolve_device(run.device)
     config = TrainConfig(**{**run.train, "device": str(device)})
@@ -375,7 +376,8 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
                          **run.model["params"])
     # The same layout and optimiser as train(): on a CPU channels-last is several times faster at batch 256.
     prepare_model(model, config, device)
-    optimizer = make_optimizer(model, config)
+    optimizers = make_optimizers(model, config)
+    takes_step = loss_takes_step(model)
     batch = int(run.train["batch_size"])
     generator = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, channels, height, width, generator=generator) > 0.5).float().to(device)
@@ -383,9 +385,7 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(x)["total"].backward()
-        optimizer.step()
+        training_step(model, optimizers, x, None, 0, takes_step)
 
     step()
     if device.type == "cuda":

@@ -1,22 +1,46 @@
 """Model registry: ``build(name, in_channels=..., latent_dim=..., **params)``.
 
-Built in: ``ae``, ``vae`` and ``beta_vae`` (parameter ``beta`` > 0), the reference conv networks for
-64x64 images with 1 or 3 channels (see :mod:`disent_bench.models.vae`). Users add models either with
+Built in, the reference study's families (Locatello et al. 2019) beside the AE and VAE baselines, all on
+the reference conv networks for 64x64 images with 1 or 3 channels
+(:mod:`disent_bench.models.architectures`); each family's hyper-parameters are constructor parameters:
+
+=================  ==============================================  ===================================
+name               family                                          parameters (reference defaults)
+=================  ==============================================  ===================================
+``ae``             auto-encoder baseline                           none
+``vae``            VAE (Kingma & Welling 2014)                     none
+``beta_vae``       beta-VAE (Higgins et al. 2017)                  ``beta``
+``annealed_vae``   AnnealedVAE (Burgess et al. 2018)               ``c_max``, ``gamma`` (1000),
+                                                                   ``iteration_threshold`` (100000)
+``factor_vae``     FactorVAE (Kim & Mnih 2018)                     ``gamma``; ``discriminator_lr`` (1e-4),
+                                                                   ``discriminator_beta1/2`` (0.5, 0.9)
+``dip_vae_i``      DIP-VAE-I (Kumar et al. 2018)                   ``lambda_od``, ``lambda_d_factor`` (10)
+``dip_vae_ii``     DIP-VAE-II (Kumar et al. 2018)                  ``lambda_od``, ``lambda_d_factor`` (1)
+``beta_tc_vae``    beta-TCVAE (Chen et al. 2018)                   ``beta``
+=================  ==============================================  ===================================
+ Users add models either with
 the :func:`register` class decorator or, without registering, by naming the class as
 ``"package.module:ClassName"`` (a subclass of :class:`BaseModel`).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from typing import Any, Callable, TypeVar
 
 from disent_bench.errors import UserError
-from disent_bench.models.base import BaseModel, bernoulli_reconstruction, gaussian_kl, reparameterise
-from disent_bench.models.vae import AE, VAE, BetaVAE
+from disent_bench.models.annealed_vae import AnnealedVAE
+from disent_bench.models.base import (AuxiliaryOptimizer, BaseModel, bernoulli_reconstruction, gaussian_kl,
+                                      reparameterise)
+from disent_bench.models.beta_tc_vae import BetaTCVAE
+from disent_bench.models.dip_vae import DipVAEI, DipVAEII
+from disent_bench.models.factor_vae import FactorVAE
+from disent_bench.models.vae import AE, VAE, BetaVAE, GaussianVAE
 
-__all__ = ["BaseModel", "AE", "VAE", "BetaVAE", "available", "register", "build", "resolve",
+__all__ = ["BaseModel", "AuxiliaryOptimizer", "GaussianVAE", "AE", "VAE", "BetaVAE", "BetaTCVAE", "FactorVAE",
+           "DipVAEI", "DipVAEII", "AnnealedVAE", "available", "register", "build", "resolve",
            "bernoulli_reconstruction", "gaussian_kl", "reparameterise"]
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
@@ -47,6 +71,11 @@ def register(name: str) -> Callable[[M], M]:
 register("ae")(AE)
 register("vae")(VAE)
 register("beta_vae")(BetaVAE)
+register("annealed_vae")(AnnealedVAE)
+register("factor_vae")(FactorVAE)
+register("dip_vae_i")(DipVAEI)
+register("dip_vae_ii")(DipVAEII)
+register("beta_tc_vae")(BetaTCVAE)
 
 
 def available() -> list[str]:
@@ -81,7 +110,8 @@ def build(name: str, *, in_channels: int, latent_dim: int = 10, **params: Any) -
     """Build model ``name`` (registered name or ``"package.module:ClassName"``) for ``in_channels`` images.
 
     ``build(**model.hparams)`` rebuilds an untrained copy of ``model``. Raises :class:`UserError` for
-    an unknown model, a parameter the model does not take, ``latent_dim < 1``, ``beta <= 0``, or
+    an unknown model, a parameter the model does not take (with a did-you-mean), ``latent_dim < 1``, a weight
+    <= 0 (``beta``, ``gamma``, ``lambda_od``, ...), or
     ``in_channels`` the model cannot handle (1 or 3 for the built-in models).
     """
     cls = resolve(name)
@@ -92,6 +122,8 @@ def build(name: str, *, in_channels: int, latent_dim: int = 10, **params: Any) -
                                                          inspect.Parameter.VAR_POSITIONAL)]
     unknown = sorted(set(params) - set(accepted))
     if unknown and not takes_any:
-        raise UserError(f"model {name!r} does not take parameter(s) {', '.join(unknown)}; "
+        hints = [difflib.get_close_matches(key, accepted, n=1) for key in unknown]
+        hint = "".join(f" (did you mean {match[0]!r} for {key!r}?)" for key, match in zip(unknown, hints) if match)
+        raise UserError(f"model {name!r} does not take parameter(s) {', '.join(unknown)}{hint}; "
                         f"it takes: {', '.join(['in_channels', 'latent_dim', *accepted])}")
     return cls(in_channels=in_channels, latent_dim=latent_dim, **params)

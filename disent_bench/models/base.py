@@ -5,11 +5,24 @@ A model is a :class:`torch.nn.Module` with an encoder giving a Gaussian posterio
 ``loss`` returning batch means. ``hparams`` is a JSON-able dict from which
 :func:`disent_bench.models.build` rebuilds an identical (untrained) model, which is how checkpoints
 and result files say which model they hold.
+
+Two hooks serve objectives beyond a fixed loss on one optimiser, for built-in and user models alike:
+
+* ``loss(x, generator=..., step=...)`` receives the trainer's step (0-based, read before the update),
+  so an objective may follow a schedule (AnnealedVAE's capacity) and a resumed run continues it;
+* :meth:`BaseModel.auxiliary_optimizers` names sub-networks trained by their own Adam on their own
+  entry of the loss dict (FactorVAE's discriminator). Each optimiser updates only its parameters,
+  from gradients of its own objective, all computed from the same forward pass before any update (as
+  ``tf.group`` of two ``minimize`` ops in the reference).
+
+Every scalar entry of the loss dict besides ``total`` becomes a column of ``train_log.csv``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -25,6 +38,22 @@ def model_name_of(cls: type) -> str:
     if registered:
         return registered
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+@dataclass(frozen=True)
+class AuxiliaryOptimizer:
+    """A sub-network with its own Adam, minimising ``loss[loss_key]`` over ``parameters`` only.
+
+    The model's own optimiser (the training config's Adam) then updates every other parameter, from
+    ``loss["total"]`` only.
+    """
+
+    name: str
+    parameters: tuple[nn.Parameter, ...]
+    loss_key: str
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
 
 
 class BaseModel(nn.Module):
@@ -73,9 +102,20 @@ class BaseModel(nn.Module):
         """Codes ``(n, latent_dim)`` -> Bernoulli logits ``(n, C, H, W)``."""
         raise NotImplementedError
 
-    def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Scalar batch means ``{"total", "reconstruction", "kl"}`` for images ``x`` in [0, 1]."""
+    def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
+             step: int = 0) -> dict[str, torch.Tensor]:
+        """Scalar batch means ``{"total", "reconstruction", "kl", ...}`` for images ``x`` in [0, 1].
+
+        ``total`` is what the model's own optimiser minimises; ``step`` is the trainer's step (0-based,
+        before this update). Further scalar entries (e.g. ``tc``) are logged; an auxiliary optimiser's
+        objective is the entry its :class:`AuxiliaryOptimizer` names. A model whose ``loss`` takes no
+        ``step`` is called without it.
+        """
         raise NotImplementedError
+
+    def auxiliary_optimizers(self) -> list[AuxiliaryOptimizer]:
+        """Sub-networks with their own optimiser (default: none; FactorVAE: its discriminator)."""
+        return []
 
     def check_image_shape(self, image_shape: tuple[int, ...]) -> None:
         """Raise :class:`UserError` unless images of shape ``(H, W, C)`` fit this model."""
@@ -119,4 +159,19 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     return mu + torch.exp(0.5 * logvar) * eps
 
 
-__all__ = ["BaseModel", "bernoulli_reconstruction", "gaussian_kl", "reparameterise", "model_name_of"]
+def gaussian_log_density(samples: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``log N(samples; mean, exp(logvar))`` (broadcasting), with its ``log 2 pi`` constant."""
+    return -0.5 * ((samples - mean).square() * torch.exp(-logvar) + logvar + math.log(2.0 * math.pi))
+
+
+def check_weight(model: str, key: str, value: Any, *, allow_zero: bool = False) -> float:
+    """``value`` as a float if it is a finite number > 0 (>= 0 with ``allow_zero``), else :class:`UserError`."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0 or (value == 0 and not allow_zero)):
+        raise UserError(f"model {model!r}: {key} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+__all__ = ["BaseModel", "AuxiliaryOptimizer", "bernoulli_reconstruction", "gaussian_kl", "gaussian_log_density",
+           "reparameterise", "model_name_of", "check_weight"]
