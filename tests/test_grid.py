@@ -251,11 +251,82 @@ def test_cli_missing_grid_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("grid_file", ["benchmarks.toml", "grids/paper.toml"])
+@pytest.mark.parametrize("grid_file", ["benchmarks.toml", "grids/paper.toml", "grids/zoo.toml"])
 def test_shipped_grids_are_valid(grid_file):
     grid = load_grid(ROOT / grid_file)
     runs = expand(grid)
     assert len(runs) >= 8
     models = {run.model["name"] for run in runs}
-    assert {"ae", "vae", "beta_vae"} <= models
+    assert {"ae", "beta_vae"} <= models
     assert len(grid.seeds) >= 2
+
+
+def test_paper_grid_is_the_studys_whole_sweep():
+    runs = expand(load_grid(ROOT / "grids/paper.toml"))
+    sweeps = {"beta_vae": ("beta", [1, 2, 4, 6, 8, 16]), "annealed_vae": ("c_max", [5, 10, 25, 50, 75, 100]),
+              "factor_vae": ("gamma", [10, 20, 30, 40, 50, 100]), "dip_vae_i": ("lambda_od", [1, 2, 5, 10, 20, 50]),
+              "dip_vae_ii": ("lambda_od", [1, 2, 5, 10, 20, 50]), "beta_tc_vae": ("beta", [1, 2, 4, 6, 8, 10])}
+    for name, (key, values) in sweeps.items():
+        assert sorted({run.model["params"][key] for run in runs if run.model["name"] == name}) == values
+    assert {run.train["steps"] for run in runs if run.model["name"] == "factor_vae"} == {150_000}
+    assert {run.train["steps"] for run in runs if run.model["name"] != "factor_vae"} == {300_000}
+
+
+def test_zoo_grid_has_every_family():
+    from disent_bench import models
+
+    runs = expand(load_grid(ROOT / "grids/zoo.toml"))
+    assert {run.model["name"] for run in runs} == set(models.available())
+
+
+FAMILY_SWEEPS = """
+[[models]]
+name = "factor_vae"
+gamma = [10, 20, 30]
+steps = 3
+
+[[models]]
+name = "beta_tc_vae"
+beta = [1, 6]
+
+[[models]]
+name = "dip_vae_i"
+lambda_od = [1, 5]
+lambda_d_factor = 2
+
+[[models]]
+name = "dip_vae_ii"
+lambda_od = 10
+
+[[models]]
+name = "annealed_vae"
+c_max = [5, 25]
+iteration_threshold = 100
+"""
+
+
+def test_each_familys_hyper_parameter_expands(tmp_path):
+    runs = expand(load_grid(write(tmp_path, BASE + FAMILY_SWEEPS)))
+    ids = {run.id.rsplit("-", 1)[0] for run in runs}
+    for expected in ("dsprites_tiny-factor_vae-gamma10-s0", "dsprites_tiny-factor_vae-gamma30-s1",
+                     "dsprites_tiny-beta_tc_vae-beta6-s0", "dsprites_tiny-dip_vae_i-lambda_d_factor2-lambda_od5-s1",
+                     "dsprites_tiny-dip_vae_ii-lambda_od10-s0",
+                     "dsprites_tiny-annealed_vae-c_max25-iteration_threshold100-s0"):
+        assert expected in ids
+    factor = [run for run in runs if run.model["name"] == "factor_vae"]
+    assert sorted({run.model["params"]["gamma"] for run in factor}) == [10, 20, 30]
+    assert {run.train["steps"] for run in factor} == {3}
+    assert len(runs) == 2 * (1 + 2 + 3 + 2 + 2 + 1 + 2)  # seeds x (ae, beta_vae, the five sweeps)
+
+
+@pytest.mark.parametrize("entry, words", [
+    ('name = "factor_vae"\ngamma = [10, -1]', ["models[2]", "gamma", "> 0"]),
+    ('name = "dip_vae_i"\nlambda_od = 0', ["models[2]", "lambda_od", "> 0"]),
+    ('name = "factor_vae"\ngama = 10', ["models[2]", "gama", "did you mean 'gamma'"]),
+    ('name = "annealed_vae"\niteration_threshold = 0', ["models[2]", "iteration_threshold", ">= 1"]),
+])
+def test_bad_family_parameters_name_the_key(tmp_path, entry, words):
+    with pytest.raises(UserError) as info:
+        load_grid(write(tmp_path, BASE + "\n[[models]]\n" + entry + "\n"))
+    for word in words:
+        assert word in str(info.value)
