@@ -172,6 +172,30 @@ def _version(module: str) -> str | None:
         return None
 
 
+def run_threads(run: RunSpec) -> int:
+    """CPU threads the run computes with: its grid's ``cpus_per_run`` (whatever executes it)."""
+    from disent_bench.grid import DEFAULT_CPUS_PER_RUN
+
+    return max(1, int((run.resources or {}).get("cpus_per_run", DEFAULT_CPUS_PER_RUN)))
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int) -> Iterator[None]:
+    """Compute with ``threads`` CPU threads: torch's intra-op pool and the BLAS/OpenMP pools numpy and
+    scikit-learn use (so the order of floating-point sums, and with it the last digits of every result,
+    depends on the grid only, not on the executor or on ``--jobs``)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def provenance(device: Any = None, dataset: Any = None) -> dict[str, Any]:
     """Versions, device and dataset identity recorded with every result."""
     import numpy
@@ -241,7 +265,8 @@ def execute_run(run: RunSpec | Mapping[str, Any], out_dir: str | os.PathLike, *,
         if is_done(directory, run):
             return RunOutcome(run.id, "skipped")
         try:
-            outcome = _train_and_score(run, directory, progress=progress)
+            with cpu_threads(run_threads(run)):
+                outcome = _train_and_score(run, directory, progress=progress)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failure must not stop the others: record it

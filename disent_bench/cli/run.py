@@ -83,8 +83,9 @@ def register(app: typer.Typer) -> None:
             "--only", help="Only runs whose id matches this fnmatch pattern (repeatable).")] = None,
         executor: Annotated[str, typer.Option(
             "--executor", help="Where runs execute: local, ray or slurm (see README: Running on a cluster).")] = "local",
-        jobs: Annotated[int, typer.Option(
-            "--jobs", "-j", min=1, help="Runs at once (local: processes sharing the CPU cores).")] = 1,
+        jobs: Annotated[Optional[int], typer.Option(
+            "--jobs", "-j", min=1, help="local: runs at once, as processes [default: as many as the cores hold "
+                                        "at the grid's cpus_per_run threads each; 1 on a GPU].")] = None,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
         address: Annotated[Optional[str], typer.Option(
             "--address", help="ray: the cluster to join (HOST:PORT, ray://HOST:PORT or auto) "

@@ -1,6 +1,6 @@
 """Executors: how a list of runs gets executed (here, on other processes, on a cluster).
 
-An executor is an object with ``run(runs, out_dir, *, jobs=1, progress=True) -> list[RunOutcome]``
+An executor is an object with ``run(runs, out_dir, *, jobs=None, progress=True) -> list[RunOutcome]``
 that executes every :class:`~disent_bench.grid.RunSpec` by calling
 :func:`disent_bench.runner.execute_run` (a plain, picklable module-level function) wherever it likes,
 and returns one :class:`~disent_bench.runner.RunOutcome` per run. ``execute_run`` does the claiming
@@ -29,7 +29,7 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, runs: Sequence[Any], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[Any]:
+    def run(self, runs: Sequence[Any], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[Any]:
         ...
 
 

@@ -1,4 +1,9 @@
-"""Run on this machine: one run at a time in this process, or ``jobs`` runs at once as processes."""
+"""Run on this machine: one run at a time in this process, or ``jobs`` runs at once as processes.
+
+Each run computes with its grid's ``cpus_per_run`` threads however it is executed (see
+:func:`disent_bench.runner.cpu_threads`), so ``jobs`` changes how many runs share the machine, never a
+number. ``disent-bench run`` without ``--jobs`` fills the cores: ``cores // cpus_per_run`` runs at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from disent_bench.grid import RunSpec
-from disent_bench.runner import RunOutcome, execute_run, log
+from disent_bench.runner import RunOutcome, execute_run, log, run_threads
 
 
 def _cpu_count() -> int:
@@ -19,16 +24,25 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(threads: int) -> None:
-    # N jobs share the cores: each process gets its share of torch's intra-op threads.
+def _init_worker() -> None:
+    # Threads are set per run (execute_run). Warnings as one line, as the CLI prints them in the main process.
     import warnings
 
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    # Warnings as one line, as the CLI prints them in the main process.
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+def default_jobs(runs: Sequence[RunSpec]) -> int:
+    """Runs at once when ``--jobs`` is not given: as many as the cores hold at ``cpus_per_run`` threads each
+    (at most one per run, and one for runs that want a GPU: they would share it)."""
+    if not runs:
+        return 1
+    if any(run.device == "auto" or run.device.startswith(("cuda", "mps")) for run in runs):
+        import torch
+
+        if torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            return 1
+    threads = max(run_threads(run) for run in runs)
+    return max(1, min(len(runs), _cpu_count() // threads))
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -91,9 +105,15 @@ class LocalExecutor:
     def __init__(self, **_: object) -> None:
         pass
 
-    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1,
+    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = 1,
             progress: bool = True) -> list[RunOutcome]:
-        jobs = max(1, int(jobs))
+        """Execute ``runs``; ``jobs=None`` picks :func:`default_jobs` (what ``disent-bench run`` does)."""
+        jobs = max(1, int(jobs)) if jobs is not None else default_jobs(runs)
+        if len(runs) and jobs > 1:
+            threads = max(run_threads(run) for run in runs)
+            if jobs * threads > _cpu_count():
+                log(f"warning: {jobs} jobs x {threads} thread(s) per run (cpus_per_run) exceed the "
+                    f"{_cpu_count()} cores here: runs will compete for them (numbers are unaffected)")
         overall = OverallProgress(runs, jobs)
         outcomes: dict[str, RunOutcome] = {}
         if jobs == 1:
@@ -123,11 +143,9 @@ class LocalExecutor:
         return outcomes
 
     def _parallel(self, runs, out_dir, overall: OverallProgress, jobs: int, *, wait: bool):
-        threads = max(1, _cpu_count() // jobs)
         outcomes = {}
         context = multiprocessing.get_context("spawn")  # fork after torch threads start is unsafe
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                    initargs=(threads,)) as pool:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
             futures = {pool.submit(execute_run, run.to_json(), str(out_dir), progress=False, wait=wait): run
                        for run in runs}
             for future in cf.as_completed(futures):

@@ -364,7 +364,7 @@ class RayExecutor:
         return max(1, min(slots, len(runs)))
 
     # -- running ------------------------------------------------------------------------------------
-    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[RunOutcome]:
+    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[RunOutcome]:
         """Execute ``runs`` (``jobs`` is ignored: the cluster's resources decide how many run at once)."""
         from disent_bench import data
         from disent_bench.executors.local import OverallProgress

@@ -205,7 +205,7 @@ class SlurmExecutor:
         return jobs
 
     # -- running ------------------------------------------------------------------------------------
-    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int = 1, progress: bool = True) -> list[RunOutcome]:
+    def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[RunOutcome]:
         """Submit the unfinished runs and wait for them (``jobs`` is ignored: Slurm schedules)."""
         from disent_bench.executors.local import OverallProgress
 
