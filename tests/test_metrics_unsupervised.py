@@ -20,6 +20,7 @@ from disent_bench.metrics.discrete import histogram_discretize
 from disent_bench.metrics.unsupervised import (gaussian_total_correlation, gaussian_wasserstein_correlation,
                                                unsupervised_scores)
 from factor_images import factor_classes, factor_image_dataset
+from test_metrics_evaluate import TINY
 
 # A 2-D covariance with variances 4 and 1 and correlation 0.6, and its scores by hand:
 # TC = -0.5 log(1 - 0.6^2) = -0.5 log 0.64.
@@ -145,15 +146,7 @@ def test_degenerate_representations():
 
 
 SIZES = (2, 3, 4, 5, 6)
-SETTINGS = {  # small samples: these tests are about the plumbing
-    "beta_vae": {"num_train": 40, "num_eval": 20, "batch_size": 16},
-    "factor_vae": {"num_train": 40, "num_eval": 20, "batch_size": 16, "num_variance_estimate": 500},
-    "mig": {"num_train": 500},
-    "dci": {"num_train": 100, "num_test": 50},
-    "sap": {"num_train": 200, "num_test": 100},
-    "modularity": {"num_train": 300, "num_test": 200},
-    "unsupervised": {"num_train": 3000},
-}
+SETTINGS = {**TINY, "unsupervised": {"num_train": 3000}}  # small samples: these tests are about the plumbing
 
 
 @pytest.fixture(scope="module")

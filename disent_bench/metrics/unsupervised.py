@@ -18,16 +18,16 @@ Every result file of that study holds these four numbers; lower means "closer to
 
 No factor labels are used: only ``num_train`` random images are encoded.
 
-Where we give a number and the reference does not (the reference gives NaN, an arbitrary number, a
-complex number or an exception), and why:
+Degenerate codes: what the reference does, what we do, and why. Only the first and the last case give
+a number where the reference gives none (NaN, an arbitrary number or an exception):
 
 * A **constant code dimension** (all ``num_train`` values equal; e.g. a dead unit) has zero variance, so
   the reference's ``log C_ii`` is ``log 0`` and its total correlation is ``-inf - (-inf)`` = NaN (or,
   when ``np.cov`` leaves a rounding-sized variance, an arbitrary number). A constant is independent of
   everything, so its exact contribution to both the total correlation and the Wasserstein distance is 0:
-  we drop constant dimensions from those two (and from ``tr C``). Every other score is unchanged by
-  this. They stay in the mutual-information score, where the reference is well defined (their mutual
-  information with anything is exactly 0 and the pairs count in the average).
+  we drop constant dimensions from those two (and from ``tr C``). The mutual-information score keeps
+  them, as the reference does and is well defined there: their pairs have mutual information exactly 0
+  and count in the average.
 * **Every** dimension constant: total correlation 0 and Wasserstein 0 (nothing is dependent), and the
   normalised Wasserstein NaN (0 / 0), as in the reference.
 * A **singular** covariance among the non-constant dimensions (a dimension repeated, or a linear
@@ -40,9 +40,11 @@ complex number or an exception), and why:
   so ``tr sqrtm(diag(C) C)`` is the sum of the square roots of ``S``'s eigenvalues. We take those from
   ``np.linalg.eigvalsh`` and clip the rounding-sized negative ones to 0, where the reference's
   ``scipy.linalg.sqrtm`` of the non-symmetric product can return tiny imaginary parts (and warns on a
-  singular matrix). The two agree to rounding error (tested against ``sqrtm``).
+  singular matrix). The two agree to about 1e-11 (relative) on non-singular covariances (tested
+  against ``sqrtm``); on a singular one both carry the square root of a rounding-sized eigenvalue, an
+  error of about 1e-8.
 * **One** code dimension: total correlation and Wasserstein 0 (a 1-D Gaussian is its own marginal; the
-  reference's ``np.cov`` returns a 0-d array there and its assertion fails), and the mutual-information
+  reference's ``np.cov`` returns a 0-d array there and it raises an IndexError), and the mutual-information
   score NaN (there is no pair: 0 / 0, as in the reference; MIG also returns NaN for one code).
 """
 
