@@ -222,3 +222,4 @@ def test_presets_cover_every_metric_and_paper_is_the_reference():
     assert paper["sap"] == {"num_train": 10000, "num_test": 5000, "continuous_factors": 0}
     assert paper["modularity"] == {"num_train": 10000, "num_test": 5000, "num_bins": 20}
     assert paper["reconstruction"]["num_batches"] * paper["reconstruction"]["batch_size"] == 64000
+    assert paper["unsupervised"] == {"num_train": 10000, "num_bins": 20}

@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
         dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. dsprites.")],
         source: Annotated[str, typer.Option(help="Dataset source: auto, official or synthetic.")] = "auto",
         metrics: Annotated[Optional[str], typer.Option(
-            help="Comma-separated metrics (default: all of) beta_vae,factor_vae,mig,dci,sap,modularity,reconstruction.")] = None,
+            help="Comma-separated metrics (default: all of) beta_vae,factor_vae,mig,dci,sap,modularity,reconstruction,"
+                 "unsupervised.")] = None,
         preset: Annotated[str, typer.Option(help="Sample sizes: paper (reference protocol) or quick.")] = "paper",
         seed: Annotated[int, typer.Option(help="Evaluation seed: every sample and estimator derives from it.")] = 0,
         representation: Annotated[str, typer.Option(help="mean (headline) or sampled (mean + std * noise).")] = "mean",
@@ -85,8 +86,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({"checkpoint": str(checkpoint), "dataset": data.name, "source": data.source,
                                    "preset": preset, "seed": seed, "representation": representation,
                                    "versions": metric_lib.versions(),
-                                   # NaN (an undefined score) is not JSON: write null.
-                                   "scores": {k: (None if math.isnan(v) else v) for k, v in result.items()}}))
+                                   # NaN (an undefined score) and inf (unsupervised TC of a singular
+                                   # covariance) are not JSON: write null.
+                                   "scores": {k: (v if math.isfinite(v) else None) for k, v in result.items()}}))
         else:
             _print_table(result, f"{checkpoint} on {data.name} ({data.source}), preset {preset}, "
                                  f"seed {seed}, {representation} code")

@@ -14,7 +14,8 @@ encode ~3 million images in the reference; here it encodes at most the 737,280 t
 The estimators, their settings and the presets: :mod:`~disent_bench.metrics.beta_vae`,
 :mod:`~disent_bench.metrics.factor_vae`, :mod:`~disent_bench.metrics.mig`, :mod:`~disent_bench.metrics.dci`,
 :mod:`~disent_bench.metrics.sap`, :mod:`~disent_bench.metrics.modularity`,
-:mod:`~disent_bench.metrics.reconstruction`, :mod:`~disent_bench.metrics.presets`.
+:mod:`~disent_bench.metrics.reconstruction`, :mod:`~disent_bench.metrics.unsupervised` (no labels: total
+correlation, Wasserstein dependency and mutual information of the codes), :mod:`~disent_bench.metrics.presets`.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ import torch
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
-from disent_bench.metrics import beta_vae, dci, factor_vae, mig, modularity, reconstruction, sap
+from disent_bench.metrics import beta_vae, dci, factor_vae, mig, modularity, reconstruction, sap, unsupervised
 from disent_bench.metrics.cache import CodeView, Encoder, RepresentationCache, can_decode, is_model, model_device
 from disent_bench.metrics.presets import PRESETS, resolve_settings
 from disent_bench.progress import ProgressReporter
 
 __all__ = ["evaluate", "available", "parse_metrics", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions"]
 
-# Order matters: a metric's position here fixes its random stream (SeedSequence spawn key).
-_MODULES = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity, reconstruction)}
+# Order matters: a metric's position here fixes its random stream (SeedSequence spawn key), so a new
+# metric goes at the end and the numbers of the others do not change.
+_MODULES = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity, reconstruction,
+                                               unsupervised)}
 DEFAULT_METRICS: tuple[str, ...] = tuple(_MODULES)
 REPRESENTATIONS = ("mean", "sampled")
 

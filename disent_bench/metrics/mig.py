@@ -17,6 +17,7 @@ import numpy as np
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
 from disent_bench.metrics.discrete import discrete_entropy, histogram_discretize, mutual_info_matrix
+from disent_bench.metrics.sampling import draw_train as draw
 
 NAME = "mig"
 
@@ -29,10 +30,6 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -
         return float("nan")  # the gap to the second-best code is undefined with one code (as in the reference)
     ordered = np.sort(m, axis=0)
     return float(np.mean((ordered[-1] - ordered[-2]) / entropy))
-
-
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"train": dataset.sample_indices(settings["num_train"], rng)}
 
 
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,

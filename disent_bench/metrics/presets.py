@@ -12,11 +12,12 @@ dci                num_train 10000, num_test 5000 (GradientBoostingClassifier, s
 sap                num_train 10000, num_test 5000, continuous_factors 0 (classification, LinearSVC)
 modularity         num_train 10000, num_test 5000, num_bins 20
 reconstruction     num_batches 1000, batch_size 64 (64,000 held-out images)
+unsupervised       num_train 10000, num_bins 20
 =================  ==========================================================================
 
 ``quick`` is for CPU runs and smoke tests: the same estimators with smaller samples. The per-point batch
 (64) and the bin count (20) stay those of the reference, so only the sampling noise grows, not what a
-score means. On full dSprites it draws ~65k images (the paper preset draws ~3.0 M, of which ~725k are
+score means. On full dSprites it draws ~70k images (the paper preset draws ~3.0 M, of which ~725k are
 distinct). With 100 evaluation points the BetaVAE and FactorVAE accuracies move in steps of 1% and
 have a sampling standard error of up to 5%; fewer points made them too noisy to tell models apart.
 On a quiet 2-core CPU, a beta-VAE of the reference architecture on synthetic dSprites takes about 20 s
@@ -33,6 +34,7 @@ dci                num_train 500, num_test 250
 sap                num_train 2000, num_test 1000, continuous_factors 0
 modularity         num_train 2000, num_test 1000, num_bins 20
 reconstruction     num_batches 8, batch_size 64 (512 held-out images)
+unsupervised       num_train 2000, num_bins 20
 =================  ==========================================================================
 
 Quick numbers are noisier than paper numbers and must not be compared with them.
@@ -55,6 +57,7 @@ PAPER: dict[str, dict[str, float]] = {
     "sap": {"num_train": 10000, "num_test": 5000, "continuous_factors": 0},
     "modularity": {"num_train": 10000, "num_test": 5000, "num_bins": 20},
     "reconstruction": {"num_batches": 1000, "batch_size": 64},
+    "unsupervised": {"num_train": 10000, "num_bins": 20},
 }
 
 QUICK: dict[str, dict[str, float]] = {
@@ -66,6 +69,7 @@ QUICK: dict[str, dict[str, float]] = {
     "sap": {"num_train": 2000, "num_test": 1000, "continuous_factors": 0},
     "modularity": {"num_train": 2000, "num_test": 1000, "num_bins": 20},
     "reconstruction": {"num_batches": 8, "batch_size": 64},
+    "unsupervised": {"num_train": 2000, "num_bins": 20},
 }
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {"paper": PAPER, "quick": QUICK}
@@ -81,6 +85,8 @@ _MINIMUM: dict[str, dict[str, float]] = {
     "sap": {"num_train": 1, "num_test": 1, "continuous_factors": 0},
     "modularity": {"num_train": 1, "num_test": 1, "num_bins": 1},
     "reconstruction": {"num_batches": 1, "batch_size": 1},
+    # A covariance (ddof=1) needs two points.
+    "unsupervised": {"num_train": 2, "num_bins": 1},
 }
 _FLOAT_SETTINGS = {("factor_vae", "prune_threshold")}
 _FLAG_SETTINGS = {("sap", "continuous_factors")}

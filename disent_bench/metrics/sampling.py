@@ -1,4 +1,4 @@
-"""The draw shared by the metrics that fit on a train sample and score on a test sample (DCI, SAP, modularity)."""
+"""The draws shared by metrics: one sample (MIG, unsupervised), or a train and a test sample (DCI, SAP, modularity)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,8 @@ def draw_train_test(dataset: GroundTruthData, settings: dict, rng: np.random.Gen
     """``num_train`` then ``num_test`` image indices, uniform with replacement (factor rows are image indices)."""
     return {"train": dataset.sample_indices(settings["num_train"], rng),
             "test": dataset.sample_indices(settings["num_test"], rng)}
+
+
+def draw_train(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``num_train`` image indices, uniform with replacement."""
+    return {"train": dataset.sample_indices(settings["num_train"], rng)}
