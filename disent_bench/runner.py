@@ -40,7 +40,7 @@ from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
 
 __all__ = ["RunOutcome", "execute_run", "run_status", "is_done", "run_dir", "read_metrics", "claim",
-           "provenance", "RESULTS_VERSION"]
+           "provenance", "time_breakdown", "run_threads", "cpu_threads", "RESULTS_VERSION"]
 
 #: Layout version of metrics.json; bumped when its structure changes.
 RESULTS_VERSION = 1
@@ -291,7 +291,9 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
 
     atomic_write_json(directory / CONFIG, run.to_json())
     device = resolve_device(run.device)
+    t_data = time.perf_counter()
     dataset = _dataset(run.dataset["name"], run.dataset["source"], progress)
+    timing = {"data": time.perf_counter() - t_data}
     model = models.build(run.model["name"], in_channels=dataset.num_channels,
                          latent_dim=run.model["latent_dim"], **run.model["params"])
     config = TrainConfig(**{**run.train, "device": str(device)})
@@ -299,6 +301,7 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
     t0 = time.perf_counter()
     result = train(model, dataset, config, run_dir=directory, progress=progress)
     train_seconds = time.perf_counter() - t0
+    timing["train"] = train_seconds
     trained_model = result.model
     final = dict(result.final_losses)
     bad = {k: v for k, v in final.items() if not _finite(v)}
@@ -322,6 +325,11 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
             seed=run.seed, representation=representation, settings=run.eval.get("settings") or None,
             device=device, progress=progress)
         eval_seconds[representation] = time.perf_counter() - t1
+        for key, value in scores.items():
+            if key == "encoding_seconds":
+                timing["encoding"] = timing.get("encoding", 0.0) + float(value)
+            elif key.endswith(".seconds"):
+                timing[key[:-len(".seconds")]] = timing.get(key[:-len(".seconds")], 0.0) + float(value)
         results[representation] = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in scores.items()}
 
     record = {
@@ -345,7 +353,22 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
         (directory / ERROR).unlink()
     atomic_write_text(directory / DONE, record["provenance"]["date"] + "\n")
     return RunOutcome(run.id, "done", steps_trained=steps_trained,
-                      images_per_second=float(result.images_per_s) if steps_trained else None)
+                      images_per_second=float(result.images_per_s) if steps_trained else None,
+                      extra={"timing": {k: round(v, 3) for k, v in timing.items()}})
+
+
+def time_breakdown(outcomes: list[RunOutcome], wall_seconds: float) -> str:
+    """One line: where the runs' time went (data, training, encoding, each metric), summed over the runs."""
+    totals: dict[str, float] = {}
+    for outcome in outcomes:
+        for key, value in (outcome.extra or {}).get("timing", {}).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    if not totals:
+        return f"time: {wall_seconds:.0f} s wall (no run trained or scored)"
+    order = ["data", "train", "encoding"]
+    parts = [f"{key} {totals[key]:.0f} s" for key in order if key in totals]
+    parts += [f"{key} {value:.0f} s" for key, value in sorted(totals.items(), key=lambda kv: -kv[1]) if key not in order]
+    return f"time summed over runs: {' · '.join(parts)}; {wall_seconds:.0f} s wall"
 
 
 def log(message: str) -> None:

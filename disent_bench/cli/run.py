@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -110,7 +111,7 @@ def register(app: typer.Typer) -> None:
         """Train and score every run of a grid; finished runs are skipped, unfinished ones resume."""
         from disent_bench.executors import get_executor
         from disent_bench.grid import expand, load_grid
-        from disent_bench.runner import check_data, plan
+        from disent_bench.runner import check_data, plan, time_breakdown
 
         spec = load_grid(grid)
         runs = select_runs(expand(spec), only)
@@ -124,6 +125,7 @@ def register(app: typer.Typer) -> None:
                              "wait": wait}}.get(executor, {})
         runner = get_executor(executor, **options)
         check_data(runs)
+        started = time.perf_counter()
         outcomes = runner.run(runs, out_dir, jobs=jobs, progress=progress)
         counts: dict[str, int] = {}
         for outcome in outcomes:
@@ -132,6 +134,7 @@ def register(app: typer.Typer) -> None:
         claimed = [o for o in outcomes if o.status == "claimed"]
         typer.echo(f"{len(outcomes)} runs in {out_dir}: " +
                    ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+        typer.echo(time_breakdown(outcomes, time.perf_counter() - started), err=True)
         for outcome in failed:
             typer.echo(f"  failed: {outcome.run_id}: {outcome.error} "
                        f"(details: {out_dir / 'runs' / outcome.run_id / 'error.json'})", err=True)
