@@ -87,8 +87,10 @@ def test_dip_vae_i_and_ii_penalties_and_lambda_d():
     two = models.build("dip_vae_ii", in_channels=1, lambda_od=5)
     assert (one.lambda_d, two.lambda_d) == (50.0, 5.0)  # lambda_d_factor 10 and 1 by default
     kl = torch.tensor(0.0)
-    reg_one, terms_one = one.regulariser(kl=kl, mu=mu, logvar=logvar, z=mu, step=0, generator=None)
-    reg_two, terms_two = two.regulariser(kl=kl, mu=mu, logvar=logvar, z=mu, step=0, generator=None)
+    reg_one, terms_one = one.regulariser(kl=kl, mu=mu, logvar=logvar, z=mu, step=0, noise={},
+                                         hyper=one.hyper_parameters())
+    reg_two, terms_two = two.regulariser(kl=kl, mu=mu, logvar=logvar, z=mu, step=0, noise={},
+                                         hyper=two.hyper_parameters())
     cov = covariance_of_means(mu)
     assert reg_one.item() == pytest.approx(dip_penalty(cov, 5, 50).item(), rel=1e-6)
     assert terms_one["dip_penalty"] is reg_one or terms_one["dip_penalty"].item() == pytest.approx(reg_one.item())
@@ -101,14 +103,15 @@ def test_dip_vae_i_and_ii_penalties_and_lambda_d():
 # -- AnnealedVAE -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("step, expected", [(0, 0.0), (10, 10.0), (100, 100.0), (101, 100.0)])
 def test_capacity_schedule_vectors(step, expected):
-    assert capacity(step, 100.0, 100) == pytest.approx(expected)
+    assert capacity(step, 100.0, 100).item() == pytest.approx(expected)
 
 
 def test_annealed_vae_objective_uses_the_step():
     model = models.build("annealed_vae", in_channels=1, c_max=100, gamma=2, iteration_threshold=100)
     kl = torch.tensor(30.0)
     for step, target in ((0, 0.0), (10, 10.0), (50, 50.0), (200, 100.0)):
-        reg, terms = model.regulariser(kl=kl, mu=None, logvar=None, z=None, step=step, generator=None)
+        reg, terms = model.regulariser(kl=kl, mu=None, logvar=None, z=None, step=step, noise={},
+                                       hyper=model.hyper_parameters())
         assert reg.item() == pytest.approx(2 * abs(30.0 - target))
         assert terms["capacity"].item() == pytest.approx(target)
     assert models.build("annealed_vae", in_channels=1).hparams["gamma"] == 1000.0

@@ -19,9 +19,13 @@ from disent_bench.models.vae import GaussianVAE
 __all__ = ["AnnealedVAE", "capacity"]
 
 
-def capacity(step: int, c_max: float, iteration_threshold: int) -> float:
-    """``min(c_max, c_max * step / iteration_threshold)``: the KL target at (0-based) ``step``."""
-    return min(c_max, c_max * step / iteration_threshold)
+def capacity(step: int, c_max, iteration_threshold) -> torch.Tensor:
+    """``min(c_max, c_max * step / iteration_threshold)``: the KL target at (0-based) ``step``, in float64.
+
+    Numbers or 0-d tensors (models packed together); float64 either way, so the value is the same.
+    """
+    c_max = torch.as_tensor(c_max, dtype=torch.float64)
+    return torch.minimum(c_max, c_max * step / torch.as_tensor(iteration_threshold, dtype=torch.float64))
 
 
 class AnnealedVAE(GaussianVAE):
@@ -38,6 +42,8 @@ class AnnealedVAE(GaussianVAE):
                          iteration_threshold=iteration_threshold)
         self.c_max, self.gamma, self.iteration_threshold = c_max, gamma, iteration_threshold
 
-    def regulariser(self, *, kl, mu, logvar, z, step, generator):
-        target = torch.tensor(capacity(step, self.c_max, self.iteration_threshold), dtype=kl.dtype, device=kl.device)
-        return self.gamma * (kl - target).abs(), {"capacity": target}
+    hyper_parameter_names = ("c_max", "gamma", "iteration_threshold")
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
+        target = capacity(step, hyper["c_max"], hyper["iteration_threshold"]).to(device=kl.device, dtype=kl.dtype)
+        return hyper["gamma"] * (kl - target).abs(), {"capacity": target}

@@ -37,6 +37,8 @@ class BetaTCVAE(GaussianVAE):
         super().__init__(in_channels=in_channels, latent_dim=latent_dim, beta=beta)
         self.beta = beta
 
-    def regulariser(self, *, kl, mu, logvar, z, step, generator):
+    hyper_parameter_names = ("beta",)
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
         tc = total_correlation(z, mu, logvar)
-        return kl + (self.beta - 1.0) * tc, {"tc": tc}
+        return kl + (hyper["beta"] - 1.0) * tc, {"tc": tc}

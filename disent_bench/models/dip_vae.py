@@ -53,8 +53,10 @@ class _DipVAE(GaussianVAE):
     def covariance(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def regulariser(self, *, kl, mu, logvar, z, step, generator):
-        penalty = dip_penalty(self.covariance(mu, logvar), self.lambda_od, self.lambda_d)
+    hyper_parameter_names = ("lambda_od", "lambda_d")
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
+        penalty = dip_penalty(self.covariance(mu, logvar), hyper["lambda_od"], hyper["lambda_d"])
         return kl + penalty, {"dip_penalty": penalty}
 
 

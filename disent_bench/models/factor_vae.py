@@ -49,10 +49,15 @@ class Discriminator(nn.Module):
         return self.net(z)
 
 
-def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``z`` ``(M, D)`` with each column shuffled independently along the batch (one permutation per latent)."""
-    order = torch.rand(z.shape, generator=generator, device=z.device).argsort(dim=0, stable=True)
-    return torch.gather(z, 0, order)
+def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None,
+                 uniform: torch.Tensor | None = None) -> torch.Tensor:
+    """``z`` ``(M, D)`` with each column shuffled independently along the batch (one permutation per latent).
+
+    The permutations sort ``uniform`` (``(M, D)`` uniform draws; drawn from ``generator`` when not given).
+    """
+    if uniform is None:
+        uniform = torch.rand(z.shape, generator=generator, device=z.device)
+    return torch.gather(z, 0, uniform.argsort(dim=0, stable=True))
 
 
 class FactorVAE(GaussianVAE):
@@ -79,8 +84,16 @@ class FactorVAE(GaussianVAE):
                                    lr=hp["discriminator_lr"],
                                    betas=(hp["discriminator_beta1"], hp["discriminator_beta2"]), eps=1e-8)]
 
-    def regulariser(self, *, kl, mu, logvar, z, step, generator):
-        shuffled = permute_dims(z.detach(), generator)
+    hyper_parameter_names = ("gamma",)
+
+    def draw_noise(self, batch_size, generator, device, dtype):
+        noise = super().draw_noise(batch_size, generator, device, dtype)
+        # Then the shuffle's draws: the order of the reference model's own draws (sample, then shuffle).
+        noise["shuffle"] = torch.rand((batch_size, self.latent_dim), generator=generator, device=device)
+        return noise
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
+        shuffled = permute_dims(z.detach(), uniform=noise["shuffle"])
         # One discriminator pass over both halves. The VAE's gradient flows through the first half's logits
         # into z; the trainer applies each objective's gradient only to its own optimiser's parameters.
         logits = self.discriminator(torch.cat([z, shuffled]))
@@ -92,5 +105,5 @@ class FactorVAE(GaussianVAE):
         with torch.no_grad():
             accuracy = 0.5 * ((logits_z[:, 0] >= logits_z[:, 1]).float().mean()
                               + (logits_shuffled[:, 1] > logits_shuffled[:, 0]).float().mean())
-        return kl + self.gamma * tc, {"tc": tc, "discriminator_loss": discriminator_loss,
+        return kl + hyper["gamma"] * tc, {"tc": tc, "discriminator_loss": discriminator_loss,
                                       "discriminator_accuracy": accuracy}

@@ -9,10 +9,12 @@ regulariser. The sample feeds the decoder and every regulariser, with no stop-gr
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from disent_bench.models.architectures import IMAGE_SIZE, ConvDecoder, ConvEncoder, ConvModel
-from disent_bench.models.base import bernoulli_reconstruction, check_weight, gaussian_kl, reparameterise
+from disent_bench.models.base import bernoulli_reconstruction, check_weight, gaussian_kl
 
 __all__ = ["AE", "VAE", "BetaVAE", "GaussianVAE", "ConvEncoder", "ConvDecoder", "ConvModel", "IMAGE_SIZE"]
 
@@ -40,25 +42,49 @@ class AE(ConvModel):
 class GaussianVAE(ConvModel):
     """A VAE with a Gaussian posterior whose loss is reconstruction + :meth:`regulariser`.
 
-    Subclasses implement ``regulariser``, returning the term added to the reconstruction loss and a
-    dict of further scalars to log (e.g. ``{"tc": ...}``).
+    The loss is split so that many models can train packed together (:mod:`disent_bench.train.packed`):
+    :meth:`draw_noise` draws all of a step's randomness from the generator (the reparameterisation noise,
+    then anything the regulariser needs), and :meth:`loss_from_noise` is a pure function of the weights,
+    the images, that noise, the step and :meth:`hyper_parameters` (floats alone; under packing, each
+    model's own values as 0-d tensors). Subclasses implement ``regulariser``, returning the term added to
+    the reconstruction loss and a dict of further scalars to log (e.g. ``{"tc": ...}``), and list the
+    numbers it reads in ``hyper_parameter_names``.
     """
+
+    #: Constructor parameters the regulariser reads (from ``hyper``): models differing only in these pack together.
+    hyper_parameter_names: tuple[str, ...] = ()
 
     @property
     def has_variance(self) -> bool:
         return True
 
+    def hyper_parameters(self) -> dict[str, float]:
+        """The values of ``hyper_parameter_names`` (as the constructor checked them)."""
+        return {name: getattr(self, name) for name in self.hyper_parameter_names}
+
+    def draw_noise(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
+                   dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """A step's randomness, drawn in a fixed order: ``eps`` ~ N(0, I) of shape ``(batch_size, latent_dim)``."""
+        return {"eps": torch.randn((batch_size, self.latent_dim), generator=generator, device=device, dtype=dtype)}
+
     def regulariser(self, *, kl: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
-                    step: int, generator: torch.Generator | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    step: int, noise: dict[str, torch.Tensor],
+                    hyper: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
              step: int = 0) -> dict[str, torch.Tensor]:
+        noise = self.draw_noise(x.shape[0], generator, x.device, x.dtype)
+        return self.loss_from_noise(x, noise, step, self.hyper_parameters())
+
+    def loss_from_noise(self, x: torch.Tensor, noise: dict[str, torch.Tensor], step: int,
+                        hyper: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss dict for images ``x`` given the step's ``noise`` (see :meth:`draw_noise`)."""
         mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, generator)
+        z = mu + torch.exp(0.5 * logvar) * noise["eps"]  # the reparameterised sample (cf. reparameterise)
         reconstruction = bernoulli_reconstruction(self.decode(z), x)
         kl = gaussian_kl(mu, logvar)
-        regulariser, terms = self.regulariser(kl=kl, mu=mu, logvar=logvar, z=z, step=step, generator=generator)
+        regulariser, terms = self.regulariser(kl=kl, mu=mu, logvar=logvar, z=z, step=step, noise=noise, hyper=hyper)
         return {"total": reconstruction + regulariser, "reconstruction": reconstruction, "kl": kl, **terms}
 
 
@@ -77,8 +103,10 @@ class BetaVAE(GaussianVAE):
     def _beta_param(beta: float) -> dict:
         return {"beta": beta}
 
-    def regulariser(self, *, kl, mu, logvar, z, step, generator):
-        return self.beta * kl, {}
+    hyper_parameter_names = ("beta",)
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
+        return hyper["beta"] * kl, {}
 
 
 class VAE(BetaVAE):
