@@ -31,7 +31,7 @@ from disent_bench.errors import UserError
 from disent_bench.train import (TrainConfig, loss_takes_step, make_optimizers, prepare_model, resolve_device,
                                 train, training_step, use_channels_last)
 
-__all__ = ["measure_speed", "speed_dataset"]
+__all__ = ["measure_speed", "measure_pack_speed", "speed_dataset"]
 
 
 def speed_dataset(channels: int = 1, num_images: int = 4096, seed: int = 0) -> GroundTruthData:
@@ -186,3 +186,64 @@ def _encode_speed(model: models.BaseModel, dataset: GroundTruthData, device: tor
         run(batches)
         seconds = time.perf_counter() - start
     return batches * batch_size / seconds
+
+
+def measure_pack_speed(device: str | torch.device = "auto", pack: int = 4, batch_size: int = 64, steps: int = 10, *,
+                       repeats: int = 3, model: str = "beta_vae", channels: int = 1, warmup_steps: int = 2,
+                       seed: int = 0, threads: int | None = None) -> dict[str, Any]:
+    """Images/s of ``pack`` runs trained packed (:func:`disent_bench.train.packed.train_packed`) against one run alone.
+
+    Both through the real loops (set-up included), interleaved repeat by repeat. Returns ``alone_images_per_s``
+    (one run by :func:`train`), ``pack_images_per_s`` (all runs of the pack together), ``per_run_images_per_s``
+    and ``speedup`` (pack total / alone).
+    """
+    from disent_bench.train.packed import train_packed
+
+    for key, value, low in (("pack", pack, 1), ("batch_size", batch_size, 1), ("steps", steps, 1),
+                            ("repeats", repeats, 1), ("warmup_steps", warmup_steps, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UserError(f"speed: {key} must be an integer >= {low}, got {value!r}")
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch_device = resolve_device(device)
+        dataset = speed_dataset(channels)
+        params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") else {}
+
+        def config(n: int, s: int) -> TrainConfig:
+            return TrainConfig(steps=n, batch_size=batch_size, seed=s, device=str(torch_device), log_every=n,
+                               checkpoint_every=n)
+
+        def alone(n: int) -> float:
+            start = time.perf_counter()
+            train(models.build(model, in_channels=channels, **params), dataset, config(n, seed), progress=False)
+            _sync(torch_device)
+            return time.perf_counter() - start
+
+        def packed(n: int) -> float:
+            members = [models.build(model, in_channels=channels, **params) for _ in range(pack)]
+            start = time.perf_counter()
+            train_packed(members, dataset, [config(n, seed + i) for i in range(pack)], progress=False)
+            _sync(torch_device)
+            return time.perf_counter() - start
+
+        if warmup_steps:
+            alone(warmup_steps)
+            packed(warmup_steps)
+        alone_rates, pack_rates = [], []
+        for repeat in range(repeats):
+            if repeat % 2 == 0:
+                a, p = alone(steps), packed(steps)
+            else:
+                p, a = packed(steps), alone(steps)
+            alone_rates.append(steps * batch_size / a)
+            pack_rates.append(steps * batch_size * pack / p)
+        alone_rate, pack_rate = statistics.median(alone_rates), statistics.median(pack_rates)
+        return {"device": str(torch_device), "device_name": _device_name(torch_device),
+                "threads": torch.get_num_threads(), "model": model, "pack": pack, "batch_size": batch_size,
+                "steps": steps, "repeats": repeats, "alone_images_per_s": alone_rate,
+                "pack_images_per_s": pack_rate, "per_run_images_per_s": pack_rate / pack,
+                "speedup": pack_rate / alone_rate, "torch_version": str(torch.__version__)}
+    finally:
+        torch.set_num_threads(before)

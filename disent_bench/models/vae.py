@@ -31,11 +31,24 @@ class AE(ConvModel):
     def has_variance(self) -> bool:
         return False
 
+    hyper_parameter_names: tuple[str, ...] = ()
+
+    def hyper_parameters(self) -> dict[str, float]:
+        return {}
+
+    def draw_noise(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
+                   dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        return {}  # deterministic
+
     def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
              step: int = 0) -> dict[str, torch.Tensor]:
+        return self.loss_from_noise(x, {}, step, {})
+
+    def loss_from_noise(self, x: torch.Tensor, noise: dict[str, torch.Tensor], step: int,
+                        hyper: dict[str, Any]) -> dict[str, torch.Tensor]:
         mu, _ = self.encode(x)
         reconstruction = bernoulli_reconstruction(self.decode(mu), x)
-        kl = torch.zeros((), device=x.device, dtype=reconstruction.dtype)
+        kl = torch.zeros_like(reconstruction)
         return {"total": reconstruction, "reconstruction": reconstruction, "kl": kl}
 
 
