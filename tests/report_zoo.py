@@ -44,7 +44,7 @@ def _scores(model: str, params: dict, seed: int, rng: np.random.Generator) -> di
     else:
         param, values, _ = SWEEPS.get(model, (None, [1, 10], {}))
         value = params.get(param, values[0])
-        strength = math.log(value / values[0]) / math.log(values[-1] / values[0])
+        strength = min(max(math.log(value / values[0]) / math.log(values[-1] / values[0]), 0.0), 1.0)
         if model == "annealed_vae":
             strength = 1.0 - strength  # a larger capacity is a weaker constraint
     offset = {"ae": -0.15, "vae": -0.05, "beta_vae": 0.0, "factor_vae": 0.04, "beta_tc_vae": 0.03,

@@ -175,19 +175,18 @@ def metrics_vs_strength(part: pd.DataFrame, section: dict, out_dir: Path) -> dic
             means = line.groupby("sweep_value")[column].mean()
             ax.plot(means.index, means.values, marker=marker, color=colour, lw=1.8, ms=5, zorder=4,
                     ls=("-", "--", ":", "-.")[i % 4],
-                    label=f"{family}, {variant}" if variant and len(lines) > 1 else None)
+                    label=f"{family}, {variant or 'reference values'}" if len(lines) > 1 else None)
         if bottom:
             ax.set_xlabel(textwrap.fill(axis_text, 30), fontsize=9)
         if left:
             ax.set_ylabel(_axis_label(column), fontsize=9)
-        if len(swept) == 1:
-            ax.set_title(f"{HEADLINE.get(column, column)}, {family}", fontsize=10)
-        elif column == columns[0]:
+        if len(swept) > 1 and column == columns[0]:
             ax.set_title(family, fontsize=11, color=colour, fontweight="bold")
     _legend_below(fig, [p[0] for p in panels])
     n_seeds = part.groupby("label")["seed"].nunique()
     n_text = (f"{n_seeds.min()}–{n_seeds.max()}" if n_seeds.min() != n_seeds.max() else f"{n_seeds.min()}")
-    fig.suptitle(f"Metrics against each family's regularisation strength (n = {n_text} seeds per setting)\n"
+    whose = f"{swept[0][0]}'s" if len(swept) == 1 else "each family's"
+    fig.suptitle(f"Metrics against {whose} regularisation strength (n = {n_text} seeds per setting)\n"
                  f"{section_title(section)}", fontsize=11)
     fig.tight_layout(rect=(0, 0.0, 1, 0.98))
     return save_figure(fig, out_dir, slug(*section.values(), "metrics_vs_strength"))

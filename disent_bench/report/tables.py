@@ -236,7 +236,8 @@ def family_summary(frame: pd.DataFrame, select_by: str | None = None) -> pd.Data
     if frame.empty:
         return pd.DataFrame()
     chosen = selection_metric(frame, select_by)
-    keys = SECTION_COLUMNS + ["family"] + setting_columns(frame)
+    # A family run with a fixed parameter other than the reference's (a variant) is a sweep of its own.
+    keys = SECTION_COLUMNS + ["family", "variant"] + setting_columns(frame)
     metrics = metric_columns(frame) + [c for c in ("train_seconds", "eval_seconds") if c in frame.columns]
     records = []
     for key, part in frame.groupby(keys, dropna=False, sort=False):
@@ -275,9 +276,8 @@ def family_table(family_part: pd.DataFrame, headline: list[str], extra: list[str
     rows, bold = [], []
     for _, row in family_part.iterrows():
         bits = [f"{c}={row[c]}" for c in extra]
-        name = row["family"] + (f" [{', '.join(bits)}]" if bits else "")
-        if latex:
-            name = display_tex(row["family"]) + tex_escape(name.removeprefix(row["family"]))
+        rest = (f" ({row['variant']})" if row["variant"] else "") + (f" [{', '.join(bits)}]" if bits else "")
+        name = display_tex(row["family"]) + tex_escape(rest) if latex else row["family"] + rest
         cells = [name, str(int(row["n_settings"])), str(int(row["n_runs"]))]
         flags = [False] * 3
         for c in headline:
