@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from disent_bench.report.tables import (
-    FAMILY_NOTE,
-    _section_rows,
-    family_table,
-    headline_columns,
-    section_table,
-    section_title,
-    sections,
-    setting_columns,
-)
+from disent_bench.report.tables import FAMILY_NOTE, section_tables, section_title
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -70,22 +61,15 @@ def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, fa
              "<p>Per section: first the families (median [quartiles] over every run of a family's sweep), then "
              "every setting (mean ± std over seeds, n = seeds); ↑ higher is better, ↓ lower is better; "
              "the best value of each column is in bold.</p>"]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
+    family_tables = section_tables(frame, families, "families")
+    for section, _, *settings in section_tables(frame, summary, "settings"):
         title = html.escape(section_title(section))
         if section["source"] == "synthetic":
             title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
         parts.append(f"<h2>{title}</h2>")
-        family_part = _section_rows(families, section)
-        cols = [c for c in headline if family_part[f"{c}:median"].notna().any()]
-        parts.append("<h3>Families</h3>")
-        parts.append(f"<p>{html.escape(FAMILY_NOTE)}</p>")
-        parts.append(_table(*family_table(family_part, cols, extra)))
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        parts.append("<h3>Settings</h3>")
-        parts.append(_table(*section_table(part, cols, extra)))
+        _, _, *by_family = next(family_tables)
+        parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*by_family)]
+        parts += ["<h3>Settings</h3>", _table(*settings)]
         for entry in figures:
             if entry["section"] == section:
                 parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))

@@ -311,35 +311,40 @@ FAMILY_NOTE = ("Per family, every run of its sweep (all settings, all seeds): ce
 
 def families_markdown(frame: pd.DataFrame, families: pd.DataFrame, provenance_lines: list[str]) -> str:
     """families.md: the provenance header, then one family table per section."""
-    lines = ["# disent-bench families", ""]
-    lines += [f"- {line}" for line in provenance_lines]
-    lines += ["", FAMILY_NOTE]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(families, section)
-        cols = [c for c in headline if part[f"{c}:median"].notna().any()]
-        lines += ["", f"## {section_title(section)}", ""]
-        lines += markdown_table(*family_table(part, cols, extra))
-    return "\n".join(lines) + "\n"
+    return _markdown("# disent-bench families", provenance_lines, FAMILY_NOTE, frame, families, "families")
 
 
 def families_latex(frame: pd.DataFrame, families: pd.DataFrame, provenance_lines: list[str]) -> str:
     """families.tex: one booktabs family table per section; needs \\usepackage{booktabs}."""
     out = ["% disent-bench families (requires \\usepackage{booktabs})"]
     out += [f"% {line}" for line in provenance_lines]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(families, section)
-        cols = [c for c in headline if part[f"{c}:median"].notna().any()]
-        header, rows, bold = family_table(part, cols, extra, latex=True)
+    for section, _, header, rows, bold in section_tables(frame, families, "families", latex=True):
         caption = (f"{tex_escape(section_title(section))}. Per family, median [first quartile, third quartile] "
                    "over all runs of its sweep (every setting and seed); best median per column in bold. "
                    "The best setting is chosen with the ground-truth factors, which an unsupervised user "
                    "does not have, so it flatters the family.")
         out += [""] + latex_table(caption, header, rows, bold, raw=(0, len(header) - 1))
     return "\n".join(out) + "\n"
+
+
+def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str, *, latex: bool = False):
+    """Per section: (section, its rows of ``table``, header, cells, bold flags), for ``kind`` "settings"
+    (``table`` from summarise) or "families" (from family_summary)."""
+    extra = setting_columns(frame)
+    headline = headline_columns(frame)
+    stat, make = ("mean", section_table) if kind == "settings" else ("median", family_table)
+    for section, _ in sections(frame):
+        part = _section_rows(table, section)
+        cols = [c for c in headline if part[f"{c}:{stat}"].notna().any()]
+        yield (section, part, *make(part, cols, extra, latex=latex))
+
+
+def _markdown(title: str, provenance_lines: list[str], note: str, frame: pd.DataFrame, table: pd.DataFrame,
+              kind: str) -> str:
+    lines = [title, ""] + [f"- {line}" for line in provenance_lines] + ["", note]
+    for section, _, header, rows, bold in section_tables(frame, table, kind):
+        lines += ["", f"## {section_title(section)}", ""] + markdown_table(header, rows, bold)
+    return "\n".join(lines) + "\n"
 
 
 def sections(frame: pd.DataFrame) -> Iterable[tuple[dict[str, Any], pd.DataFrame]]:
@@ -403,21 +408,13 @@ def section_table(summary_part: pd.DataFrame, headline: list[str], extra: list[s
     return header, rows, bold
 
 
+SETTINGS_NOTE = ("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
+                 "the best value of each column is in **bold**.")
+
+
 def to_markdown(frame: pd.DataFrame, summary: pd.DataFrame, provenance_lines: list[str]) -> str:
     """summary.md: a provenance header, then one table per section."""
-    lines = ["# disent-bench summary", ""]
-    lines += [f"- {line}" for line in provenance_lines]
-    lines.append("")
-    lines.append("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
-                 "the best value of each column is in **bold**.")
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        lines += ["", f"## {section_title(section)}", ""]
-        lines += markdown_table(*section_table(part, cols, extra))
-    return "\n".join(lines) + "\n"
+    return _markdown("# disent-bench summary", provenance_lines, SETTINGS_NOTE, frame, summary, "settings")
 
 
 def markdown_table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> list[str]:
@@ -446,16 +443,11 @@ def to_latex(frame: pd.DataFrame, summary: pd.DataFrame, provenance_lines: list[
     """summary.tex: booktabs tables (one per section), provenance as a comment header; needs \\usepackage{booktabs}."""
     out = ["% disent-bench summary (requires \\usepackage{booktabs})"]
     out += [f"% {line}" for line in provenance_lines]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        n_values = sorted({int(n) for n in part["n_seeds"]})
-        n_text = ", ".join(map(str, n_values))
+    for section, part, header, rows, bold in section_tables(frame, summary, "settings", latex=True):
+        n_text = ", ".join(map(str, sorted({int(n) for n in part["n_seeds"]})))
         caption = (f"{tex_escape(section_title(section))}. Mean $\\pm$ std over {n_text} seeds; "
                    "best per column in bold ($\\uparrow$ higher is better, $\\downarrow$ lower is better).")
-        out += [""] + latex_table(caption, *section_table(part, cols, extra, latex=True))
+        out += [""] + latex_table(caption, header, rows, bold)
     return "\n".join(out) + "\n"
 
 
