@@ -243,3 +243,19 @@ def test_settings_of_one_value_that_differ_in_a_fixed_parameter_stay_apart(tmp_p
     assert list(fam["variant"].fillna("")) == ["", "lambda_d_factor = 5"]
     assert re.search(r"^\| DIP-VAE-I \(lambda_d_factor = 5\) \| 1 \| 2 \|", report.files["families.md"].read_text(),
                      flags=re.M)
+
+
+def test_cli_select_by(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    _small_case(out, mig=[0.1, 0.3, 0.5, 0.7, 0.2, 0.4], dci=[0.9, 0.9, 0.1, 0.2, 0.3, 0.3])
+    cli = [sys.executable, "-c", "from disent_bench.cli import main; main()", "report", str(out), "--no-pictures",
+           "--no-progress"]
+    bad = subprocess.run([*cli, "--select-by", "sap.score"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "sap.score" in bad.stderr and "Traceback" not in bad.stderr
+    good = subprocess.run([*cli, "--select-by", "mig.score"], capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert "families.md" in good.stdout
+    assert "β-VAE (β = 4): 0.600" in (out / "report" / "families.md").read_text()
