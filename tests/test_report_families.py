@@ -259,3 +259,16 @@ def test_cli_select_by(tmp_path):
     assert good.returncode == 0, good.stderr
     assert "families.md" in good.stdout
     assert "β-VAE (β = 4): 0.600" in (out / "report" / "families.md").read_text()
+
+
+def test_tradeoff_marker_grows_with_regularisation():
+    frame = pd.DataFrame({
+        "family": ["β-VAE"] * 3 + ["AnnealedVAE"] * 3 + ["AE"],
+        "sweep_value": [1.0, 4.0, 16.0, 5.0, 25.0, 100.0, math.nan],
+    })
+    sizes = report_plots.strength_sizes(frame)
+    small, middle, large = report_plots.SIZES
+    assert list(sizes[:3]) == pytest.approx([small, middle, large])
+    # A larger capacity is a weaker constraint: AnnealedVAE's largest C_max gets the smallest marker.
+    assert list(sizes[3:6]) == pytest.approx([large, middle, small])
+    assert sizes[6] == pytest.approx(middle)  # the AE sweeps nothing
