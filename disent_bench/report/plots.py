@@ -208,7 +208,7 @@ def _legend_below(fig: plt.Figure, axes: list[plt.Axes]) -> None:
                bbox_to_anchor=(0.5, 0.0))
 
 
-SIZES = (16.0, 55.0, 95.0)  # marker areas of the weakest, middle and strongest setting of a family
+SIZES = (15.0, 55.0, 95.0)  # marker areas of the weakest, middle and strongest setting of a family
 
 
 def strength_sizes(part: pd.DataFrame) -> np.ndarray:
