@@ -272,3 +272,16 @@ def test_tradeoff_marker_grows_with_regularisation():
     # A larger capacity is a weaker constraint: AnnealedVAE's largest C_max gets the smallest marker.
     assert list(sizes[3:6]) == pytest.approx([large, middle, small])
     assert sizes[6] == pytest.approx(middle)  # the AE sweeps nothing
+
+
+def test_hparams_that_are_lists_or_dicts_never_break_the_report(tmp_path):
+    out = tmp_path / "results"
+    for seed in (0, 1):
+        write_run(out, f"f-s{seed}", "factor_vae", {"gamma": 10}, {"gamma": 10.0, "discriminator_betas": [0.5, 0.9],
+                  "discriminator": {"hidden": 1000, "layers": 6}}, seed,
+                  {"mean": {"mig.score": 0.1 + seed, "reconstruction.bce": 40.0}})
+    report = make_report(out, pictures=False, progress=False)
+    summary = pd.read_csv(report.files["summary.csv"])
+    assert list(summary["label"]) == ["FactorVAE (γ = 10)"] and list(summary["n_seeds"]) == [2]
+    runs = pd.read_csv(report.files["runs.csv"])
+    assert runs["param.discriminator_betas"].iloc[0] == "[0.5, 0.9]"
