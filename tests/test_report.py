@@ -93,15 +93,16 @@ def results(tmp_path_factory):
 def test_report_files(results):
     out, report, _ = results
     directory = out / "report"
-    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "index.html"):
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "families.csv", "families.md",
+                 "families.tex", "index.html"):
         assert (directory / name).is_file(), name
     kinds = {f["kind"] for f in report.figures}
-    assert kinds == {"metrics_vs_beta", "tradeoff", "rank_correlation"}
+    assert kinds == {"metrics_vs_strength", "tradeoff", "rank_correlation"}
     for figure in report.figures:
         assert figure["png"].stat().st_size > 5000 and figure["pdf"].read_bytes().startswith(b"%PDF")
         assert "synthetic" in figure["png"].name
     # Pictures: one run per model setting, overview and traversals each.
-    assert sorted(p["label"] for p in report.pictures) == ["AE", "VAE", "β-VAE (β=4)"]
+    assert [p["label"] for p in report.pictures] == ["AE", "VAE", "β-VAE (β = 4)"]  # the tables' order
     for picture in report.pictures:
         for kind in ("overview", "traversals"):
             assert picture[kind]["png"].is_file() and picture[kind]["pdf"].is_file()

@@ -23,8 +23,12 @@ def register(app: typer.Typer) -> None:
         pictures: Annotated[bool, typer.Option(
             "--pictures/--no-pictures", help="Draw reconstructions, samples and traversals (loads the data).")] = True,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
+        select_by: Annotated[Optional[str], typer.Option(
+            "--select-by", help="Metric that picks each family's best setting in families.* "
+                                "[default: dci.disentanglement, else the first headline score present].")] = None,
     ) -> None:
-        """Write runs.csv, summary.csv/.md/.tex, plots (PNG+PDF), model pictures and index.html."""
+        """Write runs.csv, summary.csv/.md/.tex, families.csv/.md/.tex, plots (PNG+PDF), model pictures and
+        index.html."""
         from disent_bench.grid import load_grid
         from disent_bench.report import make_report
 
@@ -36,7 +40,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"no RESULTS_DIR given and no {DEFAULT_GRID} here; pass a results directory "
                                 "or --grid FILE")
             results_dir = load_grid(grid_path).default_out
-        result = make_report(results_dir, out, pictures=pictures, progress=progress)
+        result = make_report(results_dir, out, pictures=pictures, progress=progress, select_by=select_by)
         typer.echo(f"report of {result.num_runs} runs: {result.files['index.html']}")
         for name, path in result.files.items():
             typer.echo(f"  {path}")

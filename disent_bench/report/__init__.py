@@ -2,7 +2,9 @@
 
 ``make_report(results_dir)`` reads every finished run under ``results_dir/runs`` and writes everything
 to ``results_dir/report/``. Runs of different datasets, data sources or metric presets are kept in
-separate sections; synthetic data is labelled as such in every table and figure.
+separate sections; synthetic data is labelled as such in every table and figure. Model families (AE,
+VAE and the six of Locatello et al. 2019, then any user model) are named and ordered by
+:mod:`disent_bench.report.families`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ class Report:
 
 
 def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, pictures: bool = True,
-                progress: bool = True) -> Report:
-    """Write the report of ``results_dir`` (default output: ``results_dir/report``)."""
+                progress: bool = True, select_by: str | None = None) -> Report:
+    """Write the report of ``results_dir`` (default output: ``results_dir/report``).
+
+    ``select_by`` is the metric by which the family table picks each family's best setting (default:
+    the first of :data:`~disent_bench.report.tables.SELECT_BY` that the runs have).
+    """
     from disent_bench.report.html import write_index
     from disent_bench.report.plots import make_plots
-    from disent_bench.report.tables import load_runs, provenance_lines, summarise, write_tables
+    from disent_bench.report.tables import family_summary, load_runs, provenance_lines, summarise, write_tables
 
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -40,15 +46,15 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
         raise UserError(f"no finished runs under {results_dir / 'runs'} (a finished run has DONE and a valid "
                         "metrics.json); run `disent-bench run --grid FILE` first")
     report_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
-    files = write_tables(frame, report_dir)
+    files = write_tables(frame, report_dir, select_by=select_by)
     figures = make_plots(frame, report_dir / "figures")
     picture_list = make_pictures_safe(frame, results_dir, report_dir / "pictures", progress) if pictures else []
     _remove_stale(report_dir / "figures", [p for f in figures for p in (f["png"], f["pdf"])])
     if pictures:  # --no-pictures keeps the pictures an earlier report drew
         _remove_stale(report_dir / "pictures", [p for e in picture_list for k in ("overview", "traversals")
                                                 for p in e[k].values()])
-    files["index.html"] = write_index(report_dir, frame, summarise(frame), provenance_lines(frame), figures,
-                                      picture_list, dict(files))
+    files["index.html"] = write_index(report_dir, frame, summarise(frame), family_summary(frame, select_by),
+                                      provenance_lines(frame), figures, picture_list, dict(files))
     return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique())
 
 

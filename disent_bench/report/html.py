@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from disent_bench.report.tables import (
-    _section_rows,
-    headline_columns,
-    section_table,
-    section_title,
-    sections,
-    setting_columns,
-)
+from disent_bench.report.tables import FAMILY_NOTE, section_tables, section_title
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -49,32 +42,34 @@ def _figure(entry: dict, base: Path, caption: str) -> str:
             f"(<a href=\"{_rel(entry['pdf'], base)}\">PDF</a>)</figcaption></figure>")
 
 
-def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, provenance: list[str],
-                figures: list[dict], pictures: list[dict], files: dict[str, Path]) -> Path:
+def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, families: pd.DataFrame,
+                provenance: list[str], figures: list[dict], pictures: list[dict], files: dict[str, Path]) -> Path:
     """Write ``report_dir/index.html`` atomically and return its path."""
     from disent_bench._io import atomic_write_text
 
-    captions = {"metrics_vs_beta": "Each headline metric against β (seeds as points, mean as a line; "
-                                   "VAE = β-VAE with β = 1 marked apart; AE has no β: dashed line ± std).",
-                "tradeoff": "Reconstruction error against each disentanglement score, one point per run.",
+    captions = {"metrics_vs_strength": "Each headline metric against each family's own regularisation parameter "
+                                       "(seeds as points, mean as a line; AE and VAE, which sweep nothing, as "
+                                       "lines with a ± std band in every panel).",
+                "tradeoff": "Reconstruction error against each disentanglement score, one point per run, "
+                            "coloured by family; larger markers for stronger regularisation within a family.",
                 "rank_correlation": "Spearman rank correlation between metrics over runs."}
     parts = ["<!doctype html><html><head><meta charset=\"utf-8\"><title>disent-bench report</title>",
              f"<style>{_STYLE}</style></head><body>", "<h1>disent-bench report</h1>",
              "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in provenance) + "</ul>",
              "<p>Files: " + ", ".join(f"<a href=\"{_rel(p, report_dir)}\">{html.escape(name)}</a>"
                                       for name, p in files.items()) + "</p>",
-             "<p>Cells are mean ± std over seeds (n = seeds); ↑ higher is better, ↓ lower is better; "
+             "<p>Per section: first the families (median [quartiles] over every run of a family's sweep), then "
+             "every setting (mean ± std over seeds, n = seeds); ↑ higher is better, ↓ lower is better; "
              "the best value of each column is in bold.</p>"]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
+    family_tables = section_tables(frame, families, "families")
+    for section, _, *settings in section_tables(frame, summary, "settings"):
         title = html.escape(section_title(section))
         if section["source"] == "synthetic":
             title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
         parts.append(f"<h2>{title}</h2>")
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        parts.append(_table(*section_table(part, cols, extra)))
+        _, _, *by_family = next(family_tables)
+        parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*by_family)]
+        parts += ["<h3>Settings</h3>", _table(*settings)]
         for entry in figures:
             if entry["section"] == section:
                 parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))

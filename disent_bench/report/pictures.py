@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from disent_bench.report.families import ascii_label  # noqa: E402
 from disent_bench.report.plots import save_figure, slug  # noqa: E402
 
 NUM_RECON = 8
@@ -182,8 +183,9 @@ def make_pictures(frame: pd.DataFrame, results_dir: Path, out_dir: Path, *, prog
     from disent_bench.train import load_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = (frame.sort_values("seed").drop_duplicates(["dataset", "source", "label"], keep="first")
-              .sort_values(["dataset", "source", "model", "beta"], na_position="first"))
+    # The lowest seed of each setting, in the tables' order (families as the reference orders them).
+    lowest = frame.groupby(["dataset", "source", "label"], sort=False, dropna=False)["seed"].idxmin()
+    chosen = frame.loc[sorted(lowest.dropna().astype(int))]
     pictures = []
     datasets = {}
     for _, row in chosen.iterrows():
@@ -195,7 +197,7 @@ def make_pictures(frame: pd.DataFrame, results_dir: Path, out_dir: Path, *, prog
         model.eval()
         tag = "SYNTHETIC" if row["source"] == "synthetic" else row["source"]
         title = f"{row['label']} on {row['dataset']} ({tag} data), seed {row['seed']}, {int(row['steps'])} steps"
-        stem = slug(row["dataset"], row["source"], row["label"].replace("β", "beta"), "s" + str(row["seed"]))
+        stem = slug(row["dataset"], row["source"], ascii_label(row["label"]), "s" + str(row["seed"]))
         pictures.append({
             "dataset": row["dataset"], "source": row["source"], "label": row["label"], "run_id": row["run_id"],
             "overview": overview(model, dataset, "cpu", title, out_dir, stem + "-overview"),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from disent_bench.report.families import describe, display_tex, model_params, varying_params
 from disent_bench.runner import is_done, read_metrics
 
 #: Columns that identify a group of runs differing only by seed (plus varying settings, see setting_columns).
@@ -53,8 +54,12 @@ def _flatten_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_runs(results_dir: str | Path) -> pd.DataFrame:
-    """One row per finished run and representation under ``results_dir/runs``; empty frame if none."""
-    rows = []
+    """One row per finished run and representation under ``results_dir/runs``; empty frame if none.
+
+    Rows are in the order of the tables: dataset, source, preset, representation, then the families in
+    the reference order (see :mod:`disent_bench.report.families`) by the value of their parameter.
+    """
+    rows, run_params = [], []
     for directory in sorted(Path(results_dir).glob("runs/*")):
         if not directory.is_dir() or not is_done(directory):
             continue
@@ -63,10 +68,11 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             continue
         config = record.get("config", {})
         prov = record.get("provenance", {})
-        hparams = record.get("model_hparams", {})
+        hparams = record.get("model_hparams") or {}
         model_name = config.get("model", {}).get("name", hparams.get("name", "?"))
-        params = config.get("model", {}).get("params", {})
-        beta = hparams.get("beta", params.get("beta"))
+        # The model's own record of its parameters (defaults included), else what the grid asked for.
+        params = model_params(hparams) if hparams else dict(config.get("model", {}).get("params", {}))
+        beta = params.get("beta")
         if beta is None and model_name == "vae":
             beta = 1.0  # a VAE is a beta-VAE with beta = 1
         dataset = prov.get("dataset", {})
@@ -79,7 +85,7 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             "source_requested": config.get("dataset", {}).get("source"),
             "dataset_checksum": dataset.get("checksum"),
             "model": model_name,
-            "beta": float(beta) if beta is not None else np.nan,
+            "beta": float(beta) if isinstance(beta, (int, float)) else np.nan,
             "latent_dim": config.get("model", {}).get("latent_dim", hparams.get("latent_dim")),
             **_flatten_params(params),
             "seed": config.get("seed"),
@@ -101,18 +107,30 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             row = dict(base, representation=representation,
                        eval_seconds=record.get("eval", {}).get("seconds", {}).get(representation))
             for key, value in scores.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                # Any numeric score, known or not (a new metric shows in runs.csv and summary.csv);
+                # never one that would overwrite a setting column.
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in base:
                     row[key] = float(value)
             rows.append(row)
+            run_params.append((model_name, params))
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["metric_settings"] = [_settings_id(v) for v in frame["eval_settings"]]
-        frame["label"] = [model_label(m, b) for m, b in zip(frame["model"], frame["beta"])]
-        # Rows read AE, VAE, then beta-VAE by beta, then other models: the order a reader expects.
-        frame["_order"] = frame["model"].map({"ae": 0, "vae": 1, "beta_vae": 2}).fillna(3)
-        frame = frame.sort_values(["dataset", "source", "preset", "representation", "_order", "model", "beta",
-                                   "seed"], na_position="first", kind="stable").drop(columns="_order")
-        frame = frame.reset_index(drop=True)
+        by_model: dict[str, list[dict]] = {}
+        for model_name, params in run_params:
+            by_model.setdefault(model_name, []).append(params)
+        varying = varying_params(by_model)
+        settings = [describe(m, p, varying[m]) for m, p in run_params]
+        frame["family"] = [s.family for s in settings]
+        frame["sweep_param"] = [s.sweep_param for s in settings]
+        frame["sweep_value"] = [s.sweep_value for s in settings]
+        frame["variant"] = [s.variant for s in settings]
+        frame["label"] = [s.label for s in settings]
+        frame["label_tex"] = [s.label_tex for s in settings]
+        frame["_order"] = [s.order for s in settings]
+        frame = frame.sort_values(["dataset", "source", "preset", "representation", "_order", "family",
+                                   "sweep_value", "label", "seed"], na_position="first", kind="stable")
+        frame = frame.drop(columns="_order").reset_index(drop=True)
         frame = _drop_repeats(frame)
     return frame
 
@@ -142,18 +160,6 @@ def _settings_id(settings_json: str) -> str:
     return "custom-" + hashlib.sha256(settings_json.encode()).hexdigest()[:6]
 
 
-def model_label(model: str, beta: float | None, *, latex: bool = False) -> str:
-    """``AE``, ``VAE``, ``beta-VAE (beta=4)`` (or LaTeX), else the model's own name."""
-    if model == "ae":
-        return "AE"
-    if model == "vae":
-        return "VAE"
-    if model == "beta_vae":
-        b = f"{beta:g}" if beta is not None and not (isinstance(beta, float) and math.isnan(beta)) else "?"
-        return f"$\\beta$-VAE ($\\beta={b}$)" if latex else f"β-VAE (β={b})"
-    return model
-
-
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """Every metric column of a runs frame ("<metric>.<name>" plus images_encoded)."""
     return [c for c in frame.columns if ("." in c and not c.startswith("param.")) or c == "images_encoded"]
@@ -168,13 +174,14 @@ def headline_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def setting_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns that tell settings apart besides model and beta: those that vary in ``frame``."""
-    candidates = SETTING_CANDIDATES + sorted(c for c in frame.columns if c.startswith("param."))
-    return [c for c in candidates if c in frame.columns and frame[c].astype(str).nunique() > 1]
+    """Training settings that vary in ``frame`` (the model's own parameters are in its label)."""
+    return [c for c in SETTING_CANDIDATES if c in frame.columns and frame[c].astype(str).nunique() > 1]
 
 
 def group_columns(frame: pd.DataFrame) -> list[str]:
-    return SECTION_COLUMNS + ["model", "beta", "label"] + setting_columns(frame)
+    return (SECTION_COLUMNS + ["family", "model", "sweep_param", "sweep_value", "variant", "beta", "label",
+                               "label_tex"]
+            + setting_columns(frame))
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -198,6 +205,148 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+#: The scores by which the family table picks each family's best setting, first present wins.
+SELECT_BY = ("dci.disentanglement", "mig.score", "factor_vae.eval_accuracy", "beta_vae.eval_accuracy",
+             "sap.score", "modularity.score")
+FAMILY_STATS = ("median", "q25", "q75", "min", "max")
+
+
+def selection_metric(frame: pd.DataFrame, select_by: str | None = None) -> str | None:
+    """The metric that picks each family's best setting: ``select_by`` or the first of SELECT_BY present."""
+    from disent_bench.errors import UserError
+
+    if select_by is not None:
+        if select_by not in frame.columns or frame[select_by].isna().all():
+            known = ", ".join(c for c in headline_columns(frame) if not c.startswith("reconstruction."))
+            raise UserError(f"cannot pick best settings by {select_by!r}: no run has that metric "
+                            f"(headline metrics here: {known})")
+        return select_by
+    return next((c for c in SELECT_BY if c in frame.columns and frame[c].notna().any()), None)
+
+
+def family_summary(frame: pd.DataFrame, select_by: str | None = None) -> pd.DataFrame:
+    """Per section and family: median, quartiles, min and max of every metric over all its runs
+    (every setting of its sweep, every seed), and its best setting by ``selection_metric``.
+
+    The best setting is the one with the best mean over seeds (ties: the first in table order). It is
+    chosen with the ground-truth factors, which an unsupervised user does not have (Locatello et al.
+    2019), so it flatters a family: the median and spread are the fair comparison.
+    Quartiles use linear interpolation between runs (numpy's default).
+    """
+    if frame.empty:
+        return pd.DataFrame()
+    chosen = selection_metric(frame, select_by)
+    # A family run with a fixed parameter other than the reference's (a variant) is a sweep of its own.
+    keys = SECTION_COLUMNS + ["family", "variant"] + setting_columns(frame)
+    metrics = metric_columns(frame) + [c for c in ("train_seconds", "eval_seconds") if c in frame.columns]
+    records = []
+    for key, part in frame.groupby(keys, dropna=False, sort=False):
+        record = dict(zip(keys, key))
+        record.update(models=", ".join(dict.fromkeys(part["model"])), n_settings=part["label"].nunique(),
+                      n_runs=len(part), n_seeds=part["seed"].nunique(), selected_by=chosen)
+        best = {"best_label": None, "best_label_tex": None, "best:mean": np.nan, "best:std": np.nan, "best:n": 0}
+        if chosen is not None and part[chosen].notna().any():
+            per_setting = part.groupby("label", sort=False)[chosen].agg(["mean", "std", "count"]).dropna(
+                subset=["mean"])
+            label = (per_setting["mean"].idxmin() if lower_is_better(chosen) else per_setting["mean"].idxmax())
+            best = {"best_label": label,
+                    "best_label_tex": part.loc[part["label"] == label, "label_tex"].iloc[0],
+                    "best:mean": per_setting.loc[label, "mean"], "best:std": per_setting.loc[label, "std"],
+                    "best:n": int(per_setting.loc[label, "count"])}
+        record.update(best)
+        for c in metrics:
+            values = part[c].dropna().to_numpy(dtype=float)
+            stats = (np.median(values), *np.quantile(values, [0.25, 0.75]), values.min(), values.max()) \
+                if len(values) else (np.nan,) * 5
+            record.update({f"{c}:{name}": float(v) for name, v in zip(FAMILY_STATS, stats)})
+            record[f"{c}:n"] = len(values)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def family_table(family_part: pd.DataFrame, headline: list[str], extra: list[str], *,
+                 latex: bool = False) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """Header, cells and bold flags of one section's family table (bold: the best median per column)."""
+    chosen = family_part["selected_by"].iloc[0] if len(family_part) else None
+    header = ["Family", "settings", "runs"] + [
+        HEADLINE.get(c, c) + (" ↓" if lower_is_better(c) else " ↑") for c in headline]
+    if chosen is not None:
+        header.append(f"Best setting by {HEADLINE.get(chosen, chosen)} (chosen with the ground truth)")
+    best = {c: _best(family_part[f"{c}:median"], c) for c in headline}
+    rows, bold = [], []
+    for _, row in family_part.iterrows():
+        bits = [f"{c}={row[c]}" for c in extra]
+        rest = (f" ({row['variant']})" if row["variant"] else "") + (f" [{', '.join(bits)}]" if bits else "")
+        name = display_tex(row["family"]) + tex_escape(rest) if latex else row["family"] + rest
+        cells = [name, str(int(row["n_settings"])), str(int(row["n_runs"]))]
+        flags = [False] * 3
+        for c in headline:
+            digits = _digits(c)
+            median = row[f"{c}:median"]
+            cells.append("–" if math.isnan(median) else
+                         f"{median:.{digits}f} [{row[f'{c}:q25']:.{digits}f}, {row[f'{c}:q75']:.{digits}f}]")
+            flags.append(best[c] is not None and not math.isnan(median)
+                         and round(median, digits) == round(best[c], digits))
+        if chosen is not None:
+            value = _cell(row["best:mean"], row["best:std"], _digits(chosen))
+            if row["best_label"] is None or (isinstance(row["best_label"], float) and math.isnan(row["best_label"])):
+                cells.append("–")
+            elif latex:
+                cells.append(row["best_label_tex"] + ": " + tex_escape(value).replace("±", "$\\pm$"))
+            else:
+                cells.append(f"{row['best_label']}: {value}")
+            flags.append(False)
+        rows.append(cells)
+        bold.append(flags)
+    return header, rows, bold
+
+
+FAMILY_NOTE = ("Per family, every run of its sweep (all settings, all seeds): cells are the median "
+               "[first quartile, third quartile] over those runs; the best median of each column is in bold. "
+               "The last column is the family's setting with the best mean over seeds of the named metric: it "
+               "is chosen with the ground-truth factors, which a user of an unsupervised method does not have "
+               "(Locatello et al. 2019 find no reliable way to choose without them), so it flatters the family; "
+               "the median and spread are the fair comparison.")
+
+
+def families_markdown(frame: pd.DataFrame, families: pd.DataFrame, provenance_lines: list[str]) -> str:
+    """families.md: the provenance header, then one family table per section."""
+    return _markdown("# disent-bench families", provenance_lines, FAMILY_NOTE, frame, families, "families")
+
+
+def families_latex(frame: pd.DataFrame, families: pd.DataFrame, provenance_lines: list[str]) -> str:
+    """families.tex: one booktabs family table per section; needs \\usepackage{booktabs}."""
+    out = ["% disent-bench families (requires \\usepackage{booktabs})"]
+    out += [f"% {line}" for line in provenance_lines]
+    for section, _, header, rows, bold in section_tables(frame, families, "families", latex=True):
+        caption = (f"{tex_escape(section_title(section))}. Per family, median [first quartile, third quartile] "
+                   "over all runs of its sweep (every setting and seed); best median per column in bold. "
+                   "The best setting is chosen with the ground-truth factors, which an unsupervised user "
+                   "does not have, so it flatters the family.")
+        out += [""] + latex_table(caption, header, rows, bold, raw=(0, len(header) - 1))
+    return "\n".join(out) + "\n"
+
+
+def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str, *, latex: bool = False):
+    """Per section: (section, its rows of ``table``, header, cells, bold flags), for ``kind`` "settings"
+    (``table`` from summarise) or "families" (from family_summary)."""
+    extra = setting_columns(frame)
+    headline = headline_columns(frame)
+    stat, make = ("mean", section_table) if kind == "settings" else ("median", family_table)
+    for section, _ in sections(frame):
+        part = _section_rows(table, section)
+        cols = [c for c in headline if part[f"{c}:{stat}"].notna().any()]
+        yield (section, part, *make(part, cols, extra, latex=latex))
+
+
+def _markdown(title: str, provenance_lines: list[str], note: str, frame: pd.DataFrame, table: pd.DataFrame,
+              kind: str) -> str:
+    lines = [title, ""] + [f"- {line}" for line in provenance_lines] + ["", note]
+    for section, _, header, rows, bold in section_tables(frame, table, kind):
+        lines += ["", f"## {section_title(section)}", ""] + markdown_table(header, rows, bold)
+    return "\n".join(lines) + "\n"
+
+
 def sections(frame: pd.DataFrame) -> Iterable[tuple[dict[str, Any], pd.DataFrame]]:
     """(section keys, rows) per dataset x source x preset x representation: results kept apart."""
     if frame.empty:
@@ -215,9 +364,10 @@ def section_title(section: dict[str, Any]) -> str:
 
 
 def _setting_label(row: pd.Series, extra: list[str], *, latex: bool = False) -> str:
-    label = model_label(row["model"], row["beta"], latex=latex)
-    bits = [f"{c.removeprefix('param.')}={row[c]}" for c in extra]
-    return label + (f" [{', '.join(bits)}]" if bits else "")
+    label = row["label_tex"] if latex else row["label"]
+    bits = [f"{c}={row[c]}" for c in extra]
+    text = f" [{', '.join(bits)}]" if bits else ""
+    return label + (tex_escape(text) if latex else text)
 
 
 def _best(values: pd.Series, column: str) -> float | None:
@@ -258,25 +408,20 @@ def section_table(summary_part: pd.DataFrame, headline: list[str], extra: list[s
     return header, rows, bold
 
 
+SETTINGS_NOTE = ("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
+                 "the best value of each column is in **bold**.")
+
+
 def to_markdown(frame: pd.DataFrame, summary: pd.DataFrame, provenance_lines: list[str]) -> str:
     """summary.md: a provenance header, then one table per section."""
-    lines = ["# disent-bench summary", ""]
-    lines += [f"- {line}" for line in provenance_lines]
-    lines.append("")
-    lines.append("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
-                 "the best value of each column is in **bold**.")
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        header, rows, bold = section_table(part, cols, extra)
-        lines += ["", f"## {section_title(section)}", ""]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
-        for cells, flags in zip(rows, bold):
-            lines.append("| " + " | ".join(f"**{c}**" if f else c for c, f in zip(cells, flags)) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown("# disent-bench summary", provenance_lines, SETTINGS_NOTE, frame, summary, "settings")
+
+
+def markdown_table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for cells, flags in zip(rows, bold):
+        lines.append("| " + " | ".join(f"**{c}**" if f else c for c, f in zip(cells, flags)) + " |")
+    return lines
 
 
 def _section_rows(summary: pd.DataFrame, section: dict[str, Any]) -> pd.DataFrame:
@@ -298,31 +443,32 @@ def to_latex(frame: pd.DataFrame, summary: pd.DataFrame, provenance_lines: list[
     """summary.tex: booktabs tables (one per section), provenance as a comment header; needs \\usepackage{booktabs}."""
     out = ["% disent-bench summary (requires \\usepackage{booktabs})"]
     out += [f"% {line}" for line in provenance_lines]
-    extra = setting_columns(frame)
-    headline = headline_columns(frame)
-    for section, _ in sections(frame):
-        part = _section_rows(summary, section)
-        cols = [c for c in headline if part[f"{c}:mean"].notna().any()]
-        header, rows, bold = section_table(part, cols, extra, latex=True)
-        n_values = sorted({int(n) for n in part["n_seeds"]})
-        n_text = ", ".join(map(str, n_values))
-        out += ["", "\\begin{table}[t]", "\\centering", "\\small",
-                f"\\caption{{{tex_escape(section_title(section))}. Mean $\\pm$ std over {n_text} seeds; "
-                "best per column in bold ($\\uparrow$ higher is better, $\\downarrow$ lower is better).}",
-                "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule"]
-        tex_header = [tex_escape(h.replace(" ↑", "").replace(" ↓", "")) +
-                      (" $\\downarrow$" if h.endswith("↓") else " $\\uparrow$" if h.endswith("↑") else "")
-                      for h in header]
-        out.append(" & ".join(tex_header) + " \\\\")
-        out.append("\\midrule")
-        for cells, flags in zip(rows, bold):
-            tex_cells = []
-            for i, (cell, flag) in enumerate(zip(cells, flags)):
-                text = cell if i == 0 else tex_escape(cell).replace("±", "$\\pm$").replace("–", "--")
-                tex_cells.append(f"\\textbf{{{text}}}" if flag else text)
-            out.append(" & ".join(tex_cells) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    for section, part, header, rows, bold in section_tables(frame, summary, "settings", latex=True):
+        n_text = ", ".join(map(str, sorted({int(n) for n in part["n_seeds"]})))
+        caption = (f"{tex_escape(section_title(section))}. Mean $\\pm$ std over {n_text} seeds; "
+                   "best per column in bold ($\\uparrow$ higher is better, $\\downarrow$ lower is better).")
+        out += [""] + latex_table(caption, header, rows, bold)
     return "\n".join(out) + "\n"
+
+
+def latex_table(caption: str, header: list[str], rows: list[list[str]], bold: list[list[bool]], *,
+                raw: tuple[int, ...] = (0,)) -> list[str]:
+    """A booktabs table; the cells of columns ``raw`` are LaTeX already, the others are escaped."""
+    out = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
+           "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule"]
+    tex_header = [tex_escape(h.replace(" ↑", "").replace(" ↓", "")) +
+                  (" $\\downarrow$" if h.endswith("↓") else " $\\uparrow$" if h.endswith("↑") else "")
+                  for h in header]
+    out.append(" & ".join(tex_header) + " \\\\")
+    out.append("\\midrule")
+    for cells, flags in zip(rows, bold):
+        tex_cells = []
+        for i, (cell, flag) in enumerate(zip(cells, flags)):
+            text = cell if i in raw else tex_escape(cell).replace("±", "$\\pm$").replace("–", "--")
+            tex_cells.append(f"\\textbf{{{text}}}" if flag else text)
+        out.append(" & ".join(tex_cells) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return out
 
 
 def provenance_lines(frame: pd.DataFrame) -> list[str]:
@@ -360,19 +506,21 @@ def provenance_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_tables(frame: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """Write runs.csv, summary.csv, summary.md and summary.tex atomically; return their paths."""
+def write_tables(frame: pd.DataFrame, out_dir: Path, *, select_by: str | None = None) -> dict[str, Path]:
+    """Write runs.csv, summary.csv/.md/.tex and families.csv/.md/.tex atomically; return their paths."""
     from disent_bench._io import atomic_path, atomic_write_text
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarise(frame)
+    families = family_summary(frame, select_by)  # a bad select_by stops here, before anything is written
     prov = provenance_lines(frame)
-    paths = {"runs.csv": out_dir / "runs.csv", "summary.csv": out_dir / "summary.csv",
-             "summary.md": out_dir / "summary.md", "summary.tex": out_dir / "summary.tex"}
-    with atomic_path(paths["runs.csv"]) as tmp:
-        frame.to_csv(tmp, index=False)
-    with atomic_path(paths["summary.csv"]) as tmp:
-        summary.to_csv(tmp, index=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex",
+                                               "families.csv", "families.md", "families.tex")}
+    for name, table in (("runs.csv", frame), ("summary.csv", summary), ("families.csv", families)):
+        with atomic_path(paths[name]) as tmp:
+            table.to_csv(tmp, index=False)
     atomic_write_text(paths["summary.md"], to_markdown(frame, summary, prov))
     atomic_write_text(paths["summary.tex"], to_latex(frame, summary, prov))
+    atomic_write_text(paths["families.md"], families_markdown(frame, families, prov))
+    atomic_write_text(paths["families.tex"], families_latex(frame, families, prov))
     return paths
