@@ -37,7 +37,7 @@ SOURCES = ("auto", "official", "synthetic")
 REPRESENTATIONS = ("mean", "sampled")
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-BENCHMARK_KEYS = ("name", "seeds", "device", "gpus_per_run", "cpus_per_run")
+BENCHMARK_KEYS = ("name", "seeds", "device", "gpus_per_run", "cpus_per_run", "pack")
 DATASET_KEYS = ("name", "source")
 EVAL_KEYS = ("metrics", "preset", "representation")
 SLURM_KEYS = {"partition": str, "time_min": int, "gpus_per_node": int, "array_parallelism": int}
@@ -271,6 +271,11 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
     if not _is_int(cpus) or cpus < 1:
         raise where.error("benchmark.cpus_per_run", f"must be an integer >= 1 (CPU threads per run), got {cpus!r}")
     resources["cpus_per_run"] = cpus
+    pack = bench.get("pack", "auto")
+    if pack != "auto" and (not _is_int(pack) or pack < 1):
+        raise where.error("benchmark.pack", f"must be an integer >= 1 (runs trained together; 1: each alone) "
+                                            f"or \"auto\" (by device), got {pack!r}")
+    resources["pack"] = pack
 
     # [train]
     train_defaults = _train_fields()

@@ -40,7 +40,8 @@ from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
 
 __all__ = ["RunOutcome", "execute_run", "run_status", "is_done", "run_dir", "read_metrics", "claim",
-           "provenance", "time_breakdown", "run_threads", "cpu_threads", "RESULTS_VERSION"]
+           "provenance", "time_breakdown", "run_threads", "cpu_threads", "make_packs", "execute_pack", "pack_size",
+           "RESULTS_VERSION"]
 
 #: Layout version of metrics.json; bumped when its structure changes.
 RESULTS_VERSION = 1
@@ -270,24 +271,38 @@ def execute_run(run: RunSpec | Mapping[str, Any], out_dir: str | os.PathLike, *,
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failure must not stop the others: record it
-            message = f"{type(exc).__name__}: {exc}"
-            atomic_write_json(directory / ERROR, {
-                "run_id": run.id, "error_type": type(exc).__name__, "error": str(exc),
-                "user_error": isinstance(exc, UserError),
-                "traceback": traceback.format_exc(),
-                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "pid": os.getpid(), "hostname": socket.gethostname()})
-            return RunOutcome(run.id, "failed", seconds=time.perf_counter() - start, error=message)
+            return _failed(run, directory, exc, time.perf_counter() - start)
         outcome.seconds = time.perf_counter() - start
         return outcome
 
 
-def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOutcome:
-    import torch
+def _failed(run: RunSpec, directory: Path, exc: BaseException, seconds: float) -> RunOutcome:
+    """Record a failed attempt in ``error.json`` (with its traceback) and return its outcome."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    atomic_write_json(directory / ERROR, {
+        "run_id": run.id, "error_type": type(exc).__name__, "error": str(exc),
+        "user_error": isinstance(exc, UserError), "traceback": tb,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "pid": os.getpid(), "hostname": socket.gethostname()})
+    return RunOutcome(run.id, "failed", seconds=seconds, error=f"{type(exc).__name__}: {exc}")
 
-    from disent_bench import metrics as metric_lib
+
+@dataclass
+class _Prepared:
+    """A run ready to train: its device, dataset, untrained model and config, and the time taken so far."""
+
+    run: RunSpec
+    directory: Path
+    device: Any
+    dataset: Any
+    model: Any
+    config: Any
+    timing: dict[str, float]
+
+
+def _prepare(run: RunSpec, directory: Path, *, progress: bool) -> _Prepared:
     from disent_bench import models
-    from disent_bench.train import TrainConfig, resolve_device, train
+    from disent_bench.train import TrainConfig, resolve_device
 
     atomic_write_json(directory / CONFIG, run.to_json())
     device = resolve_device(run.device)
@@ -297,11 +312,28 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
     model = models.build(run.model["name"], in_channels=dataset.num_channels,
                          latent_dim=run.model["latent_dim"], **run.model["params"])
     config = TrainConfig(**{**run.train, "device": str(device)})
+    return _Prepared(run, directory, device, dataset, model, config, timing)
 
+
+def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOutcome:
+    from disent_bench.train import train
+
+    prepared = _prepare(run, directory, progress=progress)
     t0 = time.perf_counter()
-    result = train(model, dataset, config, run_dir=directory, progress=progress)
-    train_seconds = time.perf_counter() - t0
-    timing["train"] = train_seconds
+    result = train(prepared.model, prepared.dataset, prepared.config, run_dir=directory, progress=progress)
+    prepared.timing["train"] = time.perf_counter() - t0
+    return _score_and_record(prepared, result, progress=progress)
+
+
+def _score_and_record(prepared: _Prepared, result: Any, *, progress: bool, packed_with: int = 1) -> RunOutcome:
+    """Score a trained run with every metric and representation, write metrics.json and DONE."""
+    import torch
+
+    from disent_bench import metrics as metric_lib
+
+    run, directory, dataset, device, timing = (prepared.run, prepared.directory, prepared.dataset,
+                                               prepared.device, prepared.timing)
+    train_seconds = timing["train"]
     trained_model = result.model
     final = dict(result.final_losses)
     bad = {k: v for k, v in final.items() if not _finite(v)}
@@ -345,7 +377,7 @@ def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOut
                   "images_per_second_this_attempt": float(result.images_per_s),
                   "final_loss": final},
         "eval": {"seconds": {k: round(v, 3) for k, v in eval_seconds.items()}},
-        "provenance": {**provenance(device, dataset), "seed": run.seed,
+        "provenance": {**provenance(device, dataset), "seed": run.seed, "packed_with": packed_with,
                        "eval_preset": run.eval["preset"], "torch_deterministic": torch.are_deterministic_algorithms_enabled()},
     }
     atomic_write_json(directory / METRICS, record)
@@ -487,3 +519,152 @@ def check_data(runs: list[RunSpec]) -> None:
     for name, source in sorted({(run.dataset["name"], run.dataset["source"]) for run in runs}):
         if source == "official":
             data.verify_official(name)
+
+
+# -- packs: runs trained together -------------------------------------------------------------------
+#: ``[benchmark] pack = "auto"``: runs per pack by device. On a CPU packing does not pay (measured with
+#: ``disent-bench speed --pack``: a pack of 4 trains about half as many images/s as runs alone); on CUDA
+#: it turns kernel-launch-bound single runs into batched work.
+AUTO_PACK = {"cpu": 1, "mps": 1, "cuda": 8}
+
+
+def pack_size(run: RunSpec) -> int:
+    """How many runs may train together with ``run``: the grid's ``pack`` (``"auto"``: by device)."""
+    value = (run.resources or {}).get("pack", "auto")
+    if value == "auto":
+        from disent_bench.train import resolve_device
+
+        try:
+            kind = resolve_device(run.device).type
+        except UserError:
+            kind = "cpu"  # the run will fail with the device error itself
+        return AUTO_PACK.get(kind, 1)
+    return max(1, int(value))
+
+
+def _pack_group(run: RunSpec) -> str | None:
+    """Runs with equal groups may share a pack (None: this run trains alone)."""
+    from disent_bench import models
+
+    try:
+        cls = models.resolve(run.model["name"])
+    except UserError:
+        return None
+    from disent_bench.models.vae import AE, GaussianVAE
+
+    base = GaussianVAE if issubclass(cls, GaussianVAE) else AE if issubclass(cls, AE) else None
+    if base is None or cls.loss is not base.loss:
+        return None  # not packable: trained alone (see disent_bench.train.packed.pack_problem)
+    swept = set(getattr(cls, "hyper_parameter_names", ()))
+    fixed = {k: v for k, v in run.model["params"].items() if k not in swept}
+    train = {k: v for k, v in run.train.items() if k not in ("seed", "checkpoint_every", "log_every")}
+    return json.dumps([run.dataset, run.model["name"], run.model["latent_dim"], fixed, train, run.device,
+                       run_threads(run)], sort_keys=True, default=str)
+
+
+def make_packs(runs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs as units of work: packs of at most ``pack_size`` runs that can train together, in grid order."""
+    groups: dict[str, list[RunSpec]] = {}
+    units: list[list[RunSpec]] = []
+    for run in runs:
+        size = pack_size(run)
+        key = _pack_group(run) if size > 1 else None
+        if key is None:
+            units.append([run])
+            continue
+        members = groups.get(key)
+        if members is None or len(members) >= size:
+            members = groups[key] = []
+            units.append(members)
+        members.append(run)
+    return units
+
+
+def execute_pack(runs: list[RunSpec] | list[Mapping[str, Any]], out_dir: str | os.PathLike, *,
+                 progress: bool = False, wait: bool = False) -> list[RunOutcome]:
+    """:func:`execute_run` for a pack: its runs train together where they stand at the same step, then each
+    is scored and recorded on its own. Never raises for a failure of a run; returns an outcome per run."""
+    runs = [run if isinstance(run, RunSpec) else RunSpec.from_json(run) for run in runs]
+    if len(runs) == 1:
+        return [execute_run(runs[0], out_dir, progress=progress, wait=wait)]
+    start = time.perf_counter()
+    outcomes: dict[str, RunOutcome] = {}
+    with contextlib.ExitStack() as stack:
+        mine: list[RunSpec] = []
+        for run in runs:
+            directory = run_dir(out_dir, run.id)
+            if not stack.enter_context(claim(directory, wait=wait)):
+                outcomes[run.id] = RunOutcome(run.id, "claimed")
+            elif is_done(directory, run):
+                outcomes[run.id] = RunOutcome(run.id, "skipped")
+            else:
+                mine.append(run)
+        with cpu_threads(max(run_threads(run) for run in runs)):
+            outcomes.update(_train_pack(mine, out_dir, progress=progress, start=start))
+    return [outcomes[run.id] for run in runs]
+
+
+def _train_pack(runs: list[RunSpec], out_dir, *, progress: bool, start: float) -> dict[str, RunOutcome]:
+    from disent_bench.train import checkpoint_step as _checkpoint_step
+    from disent_bench.train.packed import train_packed
+
+    outcomes: dict[str, RunOutcome] = {}
+    prepared: list[_Prepared] = []
+    for run in runs:
+        directory = run_dir(out_dir, run.id)
+        try:
+            prepared.append(_prepare(run, directory, progress=progress))
+        except Exception as exc:  # noqa: BLE001 - this run fails; the pack goes on without it
+            outcomes[run.id] = _failed(run, directory, exc, time.perf_counter() - start)
+    # Only runs at the same step train together (a pack interrupted between two runs' checkpoints resumes
+    # as smaller packs); a run whose checkpoint cannot be read trains alone and reports why.
+    by_step: dict[int | None, list[_Prepared]] = {}
+    for item in prepared:
+        path = item.directory / CHECKPOINT
+        try:
+            step = _checkpoint_step(path) if path.exists() else 0
+        except UserError:
+            step = None
+        by_step.setdefault(step, []).append(item)
+    for step, group in by_step.items():
+        if step is None or len(group) == 1:
+            for item in group:
+                outcomes[item.run.id] = _train_one(item, progress=progress, start=start)
+            continue
+        t0 = time.perf_counter()
+        try:
+            results = train_packed([item.model for item in group], group[0].dataset, [item.config for item in group],
+                                   [item.directory for item in group], progress=progress)
+        except UserError as exc:  # not packable after all (e.g. a user model with buffers): train alone
+            log(f"warning: training {len(group)} runs alone instead of packed: {exc}")
+            for item in group:
+                outcomes[item.run.id] = _train_one(item, progress=progress, start=start)
+            continue
+        seconds = time.perf_counter() - t0
+        for item, result in zip(group, results):
+            item.timing["train"] = seconds / len(group)  # the pack's time, shared
+            if isinstance(result, BaseException):
+                outcomes[item.run.id] = _failed(item.run, item.directory, result, time.perf_counter() - start)
+                continue
+            try:
+                outcome = _score_and_record(item, result, progress=progress, packed_with=len(group))
+            except Exception as exc:  # noqa: BLE001
+                outcome = _failed(item.run, item.directory, exc, time.perf_counter() - start)
+            outcome.seconds = time.perf_counter() - start
+            outcome.extra = {**outcome.extra, "packed_with": len(group)}
+            outcomes[item.run.id] = outcome
+    return outcomes
+
+
+def _train_one(item: _Prepared, *, progress: bool, start: float) -> RunOutcome:
+    from disent_bench.train import train
+
+    try:
+        t0 = time.perf_counter()
+        result = train(item.model, item.dataset, item.config, run_dir=item.directory, progress=progress)
+        item.timing["train"] = time.perf_counter() - t0
+        outcome = _score_and_record(item, result, progress=progress)
+    except Exception as exc:  # noqa: BLE001
+        return _failed(item.run, item.directory, exc, time.perf_counter() - start)
+    outcome.seconds = time.perf_counter() - start
+    return outcome

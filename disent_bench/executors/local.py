@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from disent_bench.grid import RunSpec
-from disent_bench.runner import RunOutcome, execute_run, log, run_threads
+from disent_bench.runner import RunOutcome, execute_pack, log, make_packs, run_threads
 
 
 def _cpu_count() -> int:
@@ -133,30 +133,33 @@ class LocalExecutor:
 
     def _sequential(self, runs, out_dir, overall: OverallProgress, progress: bool, *, wait: bool):
         outcomes = {}
-        for i, run in enumerate(runs):
+        for pack in make_packs(list(runs)):
             if progress:
-                log(f"[{len(overall.finished)}/{overall.total} runs, {overall.eta()}] starting {run.id}")
-            outcome = execute_run(run, out_dir, progress=progress, wait=wait)
-            overall.record(outcome)
-            outcomes[run.id] = outcome
-            log(overall.line(outcome))
+                what = pack[0].id if len(pack) == 1 else f"a pack of {len(pack)} runs ({pack[0].id}, ...)"
+                log(f"[{len(overall.finished)}/{overall.total} runs, {overall.eta()}] starting {what}")
+            for outcome in execute_pack(pack, out_dir, progress=progress, wait=wait):
+                overall.record(outcome)
+                outcomes[outcome.run_id] = outcome
+                log(overall.line(outcome))
         return outcomes
 
     def _parallel(self, runs, out_dir, overall: OverallProgress, jobs: int, *, wait: bool):
         outcomes = {}
         context = multiprocessing.get_context("spawn")  # fork after torch threads start is unsafe
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker) as pool:
-            futures = {pool.submit(execute_run, run.to_json(), str(out_dir), progress=False, wait=wait): run
-                       for run in runs}
+            futures = {pool.submit(execute_pack, [run.to_json() for run in pack], str(out_dir), progress=False,
+                                   wait=wait): pack for pack in make_packs(list(runs))}
             for future in cf.as_completed(futures):
-                run = futures[future]
+                pack = futures[future]
                 try:
-                    outcome = future.result()
+                    pack_outcomes = future.result()
                 except Exception as exc:  # noqa: BLE001 - a worker that died (killed, out of memory)
-                    outcome = RunOutcome(run.id, "failed", error=f"worker process failed: {type(exc).__name__}: {exc}")
-                overall.record(outcome)
-                outcomes[run.id] = outcome
-                log(overall.line(outcome))
+                    pack_outcomes = [RunOutcome(run.id, "failed", error=f"worker process failed: "
+                                                                       f"{type(exc).__name__}: {exc}") for run in pack]
+                for outcome in pack_outcomes:
+                    overall.record(outcome)
+                    outcomes[outcome.run_id] = outcome
+                    log(overall.line(outcome))
         return outcomes
 
 

@@ -1,0 +1,111 @@
+"""Packed training: runs of a family trained together match the same runs trained alone, each with its own
+streams, hyper-parameters, checkpoint, log, resume and failure."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from disent_bench import models
+from disent_bench.errors import UserError
+from disent_bench.models.vae import BetaVAE
+from disent_bench.train import read_checkpoint, train
+from disent_bench.train.packed import pack_problem, train_packed
+from training_helpers import one_thread, read_log, small_config, squares, weights  # noqa: F401
+
+# Packed and alone differ only in the kernels' order of summation. Adam moves a weight by at most about lr
+# per step, so after 6 steps of lr 1e-4 we allow 5% of that (measured: 3e-7 to 1.6e-5); losses agree to
+# float32 precision.
+WEIGHT_TOLERANCE = 0.05 * 1e-4 * 6
+LOSS_TOLERANCE = 1e-5
+
+PAIRS = {"ae": [{}, {}], "beta_vae": [{"beta": 1}, {"beta": 4}], "factor_vae": [{"gamma": 10}, {"gamma": 40}],
+         "beta_tc_vae": [{"beta": 2}, {"beta": 6}], "dip_vae_i": [{"lambda_od": 1}, {"lambda_od": 10}],
+         "dip_vae_ii": [{"lambda_od": 2}, {"lambda_od": 5}],
+         "annealed_vae": [{"c_max": 5, "iteration_threshold": 3}, {"c_max": 25, "iteration_threshold": 3}]}
+
+
+def close_weights(a, b) -> float:
+    """The largest absolute difference between two models' weights."""
+    return max((x - y).abs().max().item() for x, y in zip(weights(a), weights(b)))
+
+
+def configs(**overrides):
+    return [small_config(seed=seed, **overrides) for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_packed_runs_match_the_same_runs_alone(name, tmp_path):
+    data = squares()
+    alone = [train(models.build(name, in_channels=1, **p), data, c, tmp_path / f"alone{i}", progress=False)
+             for i, (p, c) in enumerate(zip(PAIRS[name], configs()))]
+    packed = train_packed([models.build(name, in_channels=1, **p) for p in PAIRS[name]], data, configs(),
+                          [tmp_path / "p0", tmp_path / "p1"], progress=False)
+    assert close_weights(alone[0].model, alone[1].model) > 100 * WEIGHT_TOLERANCE  # the two runs really differ
+    for i, (a, b) in enumerate(zip(alone, packed)):
+        assert close_weights(a.model, b.model) < WEIGHT_TOLERANCE
+        log_alone, log_packed = read_log(tmp_path / f"alone{i}" / "train_log.csv"), read_log(tmp_path / f"p{i}" / "train_log.csv")
+        assert list(log_alone[0]) == list(log_packed[0])  # the same columns, the model's own terms included
+        for row_a, row_b in zip(log_alone, log_packed):
+            for key in row_a:
+                if key not in ("images_per_s", "elapsed"):
+                    assert row_b[key] == pytest.approx(row_a[key], rel=LOSS_TOLERANCE, abs=1e-6), key
+        assert read_checkpoint(tmp_path / f"p{i}")["model_hparams"] == a.model.hparams
+
+
+def test_a_packed_run_resumes_exactly_and_its_checkpoint_resumes_alone(tmp_path):
+    data, params = squares(), PAIRS["factor_vae"]
+
+    def build():
+        return [models.build("factor_vae", in_channels=1, **p) for p in params]
+
+    whole = train_packed(build(), data, configs(), [tmp_path / "w0", tmp_path / "w1"], progress=False)
+    train_packed(build(), data, configs(steps=3), [tmp_path / "r0", tmp_path / "r1"], progress=False)
+    resumed = train_packed(build(), data, configs(), [tmp_path / "r0", tmp_path / "r1"], progress=False)
+    for a, b in zip(whole, resumed):
+        assert b.start_step == 3
+        assert close_weights(a.model, b.model) == 0.0  # the same computation: bit for bit
+    # A packed checkpoint has a lone run's layout: the run can go on alone (as after a pack is split).
+    train_packed(build(), data, configs(steps=3), [tmp_path / "s0", tmp_path / "s1"], progress=False)
+    alone = train(build()[0], data, configs()[0], tmp_path / "s0", progress=False)
+    assert alone.start_step == 3 and close_weights(alone.model, whole[0].model) < WEIGHT_TOLERANCE
+
+
+class PoisonedVAE(BetaVAE):
+    """A beta-VAE whose loss turns NaN from step 3 on when beta > 10 (packable: it keeps GaussianVAE's loss)."""
+
+    def regulariser(self, *, kl, mu, logvar, z, step, noise, hyper):
+        reg, terms = super().regulariser(kl=kl, mu=mu, logvar=logvar, z=z, step=step, noise=noise, hyper=hyper)
+        if step >= 3:
+            reg = reg * torch.where(torch.as_tensor(hyper["beta"]) > 10, float("nan"), 1.0)
+        return reg, terms
+
+
+def test_a_diverging_run_stops_alone_and_the_pack_goes_on(tmp_path):
+    data = squares()
+    members = [PoisonedVAE(in_channels=1, beta=4), PoisonedVAE(in_channels=1, beta=20)]
+    config = [small_config(seed=0, steps=6, log_every=2, checkpoint_every=2),
+              small_config(seed=1, steps=6, log_every=2, checkpoint_every=2)]
+    results = train_packed(members, data, config, [tmp_path / "ok", tmp_path / "nan"], progress=False)
+    assert isinstance(results[1], FloatingPointError)
+    assert results[0].step == 6
+    assert "diverged at step 4" in str(results[1])
+    assert read_checkpoint(tmp_path / "nan")["step"] == 2  # its last good checkpoint stays
+    alone = train(PoisonedVAE(in_channels=1, beta=4), data, config[0], progress=False)
+    assert close_weights(results[0].model, alone.model) < WEIGHT_TOLERANCE
+
+
+class OwnLossVAE(BetaVAE):
+    def loss(self, x, *, generator=None, step=0):
+        return super().loss(x, generator=generator, step=step)
+
+
+def test_what_cannot_pack_says_why():
+    assert pack_problem(models.build("factor_vae", in_channels=1)) is None
+    assert "overrides loss" in pack_problem(OwnLossVAE(in_channels=1))
+    with pytest.raises(UserError, match="different models"):
+        train_packed([models.build("beta_vae", in_channels=1), models.build("beta_tc_vae", in_channels=1)],
+                     squares(), configs(), progress=False)
+    with pytest.raises(UserError, match="training settings"):
+        train_packed([models.build("beta_vae", in_channels=1)] * 2, squares(),
+                     [small_config(seed=0), small_config(seed=1, lr=1e-3)], progress=False)
