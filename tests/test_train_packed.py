@@ -109,3 +109,19 @@ def test_what_cannot_pack_says_why():
     with pytest.raises(UserError, match="training settings"):
         train_packed([models.build("beta_vae", in_channels=1)] * 2, squares(),
                      [small_config(seed=0), small_config(seed=1, lr=1e-3)], progress=False)
+
+
+def test_speed_pack_command_prints_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from disent_bench.cli import app
+
+    outcome = CliRunner().invoke(app, ["speed", "--pack", "2", "--json", "--steps", "1", "--repeats", "1",
+                                      "--warmup-steps", "0", "--device", "cpu", "--batch-size", "8"])
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    assert result["pack"] == 2 and result["alone_images_per_s"] > 0
+    assert result["speedup"] == pytest.approx(result["pack_images_per_s"] / result["alone_images_per_s"])
+    assert result["per_run_images_per_s"] == pytest.approx(result["pack_images_per_s"] / 2)

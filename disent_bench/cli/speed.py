@@ -25,10 +25,34 @@ def register(app: typer.Typer) -> None:
             help="Memory layout of the model (default: channels-last on CPU only).")] = None,
         threads: Annotated[Optional[int], typer.Option(
             help="CPU threads for torch (default: torch's choice, one per core).")] = None,
+        pack: Annotated[Optional[int], typer.Option(
+            "--pack", min=1, help="Instead: images/s of N runs trained packed against one run alone.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     ) -> None:
         """Measure training images/s of the real loop and of a bare loop (their ratio), and encoding images/s."""
-        from disent_bench.speed import measure_speed
+        from disent_bench.speed import measure_pack_speed, measure_speed
+
+        if pack is not None:
+            result = measure_pack_speed(device, pack, batch_size, steps, repeats=repeats, model=model,
+                                        channels=channels, warmup_steps=warmup_steps, threads=threads)
+            if as_json:
+                typer.echo(json.dumps(result))
+                return
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(title=f"disent-bench speed --pack {pack}: {result['model']}, batch {result['batch_size']}, "
+                                f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
+            table.add_column("measure")
+            table.add_column("images/s", justify="right")
+            table.add_row("one run alone (train())", f"{result['alone_images_per_s']:,.0f}")
+            table.add_row(f"{pack} runs packed, in total", f"{result['pack_images_per_s']:,.0f}")
+            table.add_row(f"{pack} runs packed, per run", f"{result['per_run_images_per_s']:,.0f}")
+            table.add_row("packed total / alone", f"{result['speedup']:.2f}x")
+            Console().print(table)
+            typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
+                       f"torch {result['torch_version']}")
+            return
 
         result = measure_speed(device, batch_size, steps, repeats=repeats, model=model, channels=channels,
                                channels_last=channels_last, warmup_steps=warmup_steps,
