@@ -10,6 +10,7 @@ import torch
 from disent_bench import models
 from disent_bench.errors import UserError
 from disent_bench.models import BaseModel, gaussian_kl
+from training_helpers import one_thread  # noqa: F401 - autouse: one torch thread
 
 
 @models.register("test_linear_ae")
@@ -34,15 +35,6 @@ class LinearAE(BaseModel):
     def loss(self, x, *, generator=None):
         rec = models.bernoulli_reconstruction(self.decode(self.encode(x)[0]), x)
         return {"total": rec, "reconstruction": rec, "kl": torch.zeros(())}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Behaviour, not speed: one thread keeps these quick on a loaded shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class NotAModel:
