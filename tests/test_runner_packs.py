@@ -91,3 +91,17 @@ def test_a_packed_grid_writes_every_runs_own_results(tmp_path, data_home):
             alone["results"]["mean"]["reconstruction.bce"], abs=0.05)
     again = get_executor("local").run(runs, tmp_path / "packed", progress=False)
     assert [o.status for o in again] == ["skipped"] * len(runs)
+
+
+@pytest.mark.slow
+def test_slurm_runs_a_pack_as_one_job(tmp_path, data_home):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'disent-bench[slurm]')")
+    from disent_bench.executors.slurm import SlurmExecutor
+
+    runs = [run for run in grid(tmp_path, pack="2") if run.model["name"] == "beta_vae"][:2]
+    outcomes = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, tmp_path / "slurm", progress=False)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert outcomes[0].extra["job_id"] == outcomes[1].extra["job_id"]  # one job for the pack
+    for run in runs:
+        record = json.loads((tmp_path / "slurm" / "runs" / run.id / "metrics.json").read_text())
+        assert record["provenance"]["packed_with"] == 2

@@ -34,7 +34,7 @@ from typing import Any
 from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
 from disent_bench._io import atomic_write_json
-from disent_bench.runner import ERROR, RunOutcome, claim, execute_run, is_done, log, run_dir
+from disent_bench.runner import ERROR, RunOutcome, claim, execute_pack, execute_run, is_done, log, make_packs, run_dir
 
 __all__ = ["SlurmExecutor", "SlurmRunJob", "INSTALL_HINT", "CLUSTERS"]
 
@@ -79,6 +79,9 @@ class SlurmRunJob:
             os.environ["DISENT_BENCH_DATA"] = self.data_home
         if self.threads:
             torch.set_num_threads(self.threads)
+        if "runs" in self.run_json:  # a pack: its runs train together in this one job
+            outcomes = execute_pack(self.run_json["runs"], self.out_dir, progress=False, wait=False)
+            return {"outcomes": [{**o.to_json(), "extra": {**o.extra, **_job_info()}} for o in outcomes]}
         outcome = execute_run(self.run_json, self.out_dir, progress=False, wait=False)
         result = outcome.to_json()
         result["extra"] = {**result.get("extra", {}), **_job_info()}
@@ -193,16 +196,23 @@ class SlurmExecutor:
         return executor
 
     def submit(self, runs: Sequence[RunSpec], out_dir: Path) -> list[Any]:
-        """Submit ``runs`` as one job array; returns submitit jobs in the same order."""
+        """Submit ``runs`` as one job array, a job per pack (``[benchmark] pack``); returns each run's job."""
         from disent_bench import data
 
         out_dir = Path(out_dir).resolve()
         executor = self._executor(out_dir, runs)
         threads = self.job_parameters(runs).get("cpus_per_task")
         data_home = str(data.data_home().resolve())
+        units = make_packs(list(runs))
         with executor.batch():
-            jobs = [executor.submit(SlurmRunJob(run.to_json(), str(out_dir), data_home, threads)) for run in runs]
-        return jobs
+            jobs = [executor.submit(SlurmRunJob(unit[0].to_json() if len(unit) == 1 else
+                                                {"runs": [run.to_json() for run in unit]},
+                                                str(out_dir), data_home, threads)) for unit in units]
+        by_run = {}
+        for unit, job in zip(units, jobs):
+            for run in unit:
+                by_run[run.id] = job
+        return [by_run[run.id] for run in runs]  # a pack's runs share its job
 
     # -- running ------------------------------------------------------------------------------------
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[RunOutcome]:
@@ -262,6 +272,8 @@ class SlurmExecutor:
                        f"(log: {out_dir / LOG_DIR})")
             _record_job_failure(run, out_dir, job, exc, message)
             return RunOutcome(run.id, "failed", error=message, extra={"executor": "slurm", "job_id": str(job.job_id)})
+        if "outcomes" in reply:  # the job of a pack: this run's outcome among its runs'
+            reply = next(o for o in reply["outcomes"] if o["run_id"] == run.id)
         return RunOutcome(**reply)
 
 
