@@ -42,5 +42,6 @@ def register(app: typer.Typer) -> None:
             results_dir = load_grid(grid_path).default_out
         result = make_report(results_dir, out, pictures=pictures, progress=progress, select_by=select_by)
         typer.echo(f"report of {result.num_runs} runs: {result.files['index.html']}")
+        typer.echo("time: " + " · ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()), err=True)
         for name, path in result.files.items():
             typer.echo(f"  {path}")

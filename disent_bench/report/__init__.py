@@ -9,6 +9,7 @@ VAE and the six of Locatello et al. 2019, then any user model) are named and ord
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class Report:
     figures: list[dict] = field(default_factory=list)
     pictures: list[dict] = field(default_factory=list)
     num_runs: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # tables, figures, pictures
 
 
 def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, pictures: bool = True,
@@ -46,16 +48,23 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
         raise UserError(f"no finished runs under {results_dir / 'runs'} (a finished run has DONE and a valid "
                         "metrics.json); run `disent-bench run --grid FILE` first")
     report_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
     files = write_tables(frame, report_dir, select_by=select_by)
+    timing["tables"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     figures = make_plots(frame, report_dir / "figures")
+    timing["figures"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     picture_list = make_pictures_safe(frame, results_dir, report_dir / "pictures", progress) if pictures else []
+    timing["pictures"] = time.perf_counter() - t0
     _remove_stale(report_dir / "figures", [p for f in figures for p in (f["png"], f["pdf"])])
     if pictures:  # --no-pictures keeps the pictures an earlier report drew
         _remove_stale(report_dir / "pictures", [p for e in picture_list for k in ("overview", "traversals")
                                                 for p in e[k].values()])
     files["index.html"] = write_index(report_dir, frame, summarise(frame), family_summary(frame, select_by),
                                       provenance_lines(frame), figures, picture_list, dict(files))
-    return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique())
+    return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique(), timing)
 
 
 def _remove_stale(directory: Path, keep: list[Path]) -> None:
