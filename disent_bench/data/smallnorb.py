@@ -17,8 +17,8 @@ is nuisance, drawn uniformly for every observation (:class:`SmallNorbData`), as 
 
 Deviations: the reference reads the uint8 images as int8, which Pillow turns into a 32-bit mode ("I") that
 keeps Lanczos overshoot beyond 0..255; here they are resized as uint8 (mode "L"), which clips the
-overshoot to 0..255 and rounds in fixed point (see tests/test_data_smallnorb.py for the measured
-difference). Research use only (see the NYU page); cite the CVPR 2004 paper.
+overshoot to 0..255 (also between its two passes) and rounds in fixed point. Measured: smooth images
+resize identically; on hard-edged test images up to 5 grey levels differ, on 0.27% of the pixels. Research use only (see the NYU page); cite the CVPR 2004 paper.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def resize(images: np.ndarray) -> np.ndarray:
 
     out = np.empty((len(images), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for k, image in enumerate(images):
-        out[k] = np.asarray(Image.fromarray(image, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS))
+        out[k] = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
     return out
 
 
