@@ -45,7 +45,7 @@ class SyntheticDataWarning(UserWarning):
 def _specs() -> dict[str, DatasetSpec]:
     from disent_bench.data import cars3d, dsprites, dsprites_variants, mpi3d, shapes3d, smallnorb
 
-    return {spec.name: spec for spec in (dsprites.SPEC, *dsprites_variants.SPECS, smallnorb.SPEC, cars3d.SPEC,
+    return {spec.name: spec for spec in (dsprites.SPEC, *dsprites_variants.specs(), smallnorb.SPEC, cars3d.SPEC,
                                          shapes3d.SPEC, *mpi3d.SPECS, dsprites.TINY_SPEC)}
 
 

@@ -33,7 +33,7 @@ from disent_bench.data import dsprites, scream
 from disent_bench.data.base import GroundTruthData, NuisanceData, observation_rngs
 from disent_bench.data.spec import DatasetSpec, OfficialFile
 
-__all__ = ["VariantData", "ColorDSprites", "NoisyDSprites", "ScreamDSprites", "SPECS", "VARIANTS"]
+__all__ = ["VariantData", "ColorDSprites", "NoisyDSprites", "ScreamDSprites", "specs", "VARIANTS"]
 
 IMAGE_SHAPE = (dsprites.IMAGE_SIZE, dsprites.IMAGE_SIZE, 3)
 
@@ -134,6 +134,8 @@ def _derive(variant: str):
                               f"SYNTHETIC dSprites{' and painting' if variant == 'scream' else ''} (results will be "
                               f"labelled synthetic). Run `disent-bench data fetch {name}` for the official data.",
                               data.SyntheticDataWarning, stacklevel=3)
+        if source == "official":
+            data.verify_official(name, data_dir)  # every file, named after the variant when one is missing
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", data.SyntheticDataWarning)
             base = data.get_dataset("dsprites", source, data_dir, progress=progress)
@@ -169,5 +171,7 @@ def _spec(variant: str) -> DatasetSpec:
     )
 
 
-SPECS = tuple(_spec(variant) for variant in VARIANTS)
+def specs() -> tuple[DatasetSpec, ...]:
+    """The three variants' specs, built from dSprites' current spec (its file, checksum and URL)."""
+    return tuple(_spec(variant) for variant in VARIANTS)
 
