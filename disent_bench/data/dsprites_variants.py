@@ -167,7 +167,7 @@ def _spec(variant: str) -> DatasetSpec:
         factor_values=dsprites.FACTOR_VALUES,
         derive=_derive(variant),
         description=f"{variant} dSprites (Locatello et al. 2019): dSprites in RGB with {what}",
-        nuisance=what + " (per observation)",
+        nuisance={"color": "colour", "noisy": "noise background", "scream": "painting crop, colour"}[variant],
     )
 
 

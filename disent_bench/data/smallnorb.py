@@ -241,6 +241,6 @@ SPEC = DatasetSpec(
     official_files=OFFICIAL_FILES,
     open_official=open_official,
     description="SmallNORB (LeCun et al. 2004): 48,600 grey 64x64 toy photographs; instance drawn per observation",
-    nuisance="instance (10, uniform per observation)",
+    nuisance="instance (of 10)",
     citation=BASE_URL,
 )
