@@ -216,6 +216,9 @@ def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthD
     stamp = json.loads(_stamp_path(path).read_text())
     try:
         store = np.load(path, mmap_mode="c", allow_pickle=False)  # mapped: only touched pages are resident
+        from disent_bench.data.store import advise
+
+        advise(store, "random")
     except (ValueError, OSError) as exc:
         raise UserError(f"{spec.name}: synthetic cache {path} is unreadable ({exc}); delete it to re-render") from None
     expected = (spec.num_images, *((spec.image_shape[0], spec.image_shape[1] // 8) if spec.packed_bits

@@ -159,7 +159,14 @@ class GroundTruthData:
             # A memory-mapped store (mode "c": copy-on-write, so torch sees a writable buffer) is wrapped
             # without a copy; moving it to a GPU reads it once.
             host = torch.from_numpy(np.ascontiguousarray(self._store))
-            self._device_stores[key] = host if device.type == "cpu" else host.to(device)
+            if device.type == "cpu":
+                self._device_stores[key] = host
+            else:
+                from disent_bench.data.store import advise
+
+                advise(self._store, "sequential")  # one pass over the whole file
+                self._device_stores[key] = host.to(device)
+                advise(self._store, "random")
         return self._device_stores[key]
 
     def _check_indices(self, indices) -> np.ndarray:
