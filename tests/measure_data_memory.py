@@ -7,6 +7,9 @@ process (peak figures are per process)::
     python tests/measure_data_memory.py build-mpi3d DATA_HOME/mpi3d_toy.npz
     # a full-size 3dshapes.h5 in the official layout (gzip-chunked), from generated images
     python tests/measure_data_memory.py build-shapes3d DATA_HOME/3dshapes.h5
+    # SmallNORB's six files (full grid) and Cars3D's archive (183 cars), from generated images
+    python tests/measure_data_memory.py build-smallnorb DATA_HOME
+    python tests/measure_data_memory.py build-cars3d DATA_HOME/nips2015-analogy-data.tar.gz
     # load (first: convert/verify; then: mapped), train a VAE a few steps, score it (quick preset)
     python tests/measure_data_memory.py measure mpi3d_toy --data-dir DATA_HOME --steps 50
 
@@ -114,7 +117,45 @@ def build_shapes3d(path: Path) -> None:
     print(json.dumps({"built": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}))
 
 
-def measure(name: str, data_dir: str, source: str, steps: int, batch_size: int, eval_images: int) -> None:
+def build_smallnorb(directory: Path) -> None:
+    """The six files for the full 5 x 10 x 9 x 18 x 6 grid (48,600 stereo pairs of generated 96x96 images)."""
+    from official_formats import write_smallnorb
+
+    start = time.perf_counter()
+    paths = write_smallnorb(directory, categories=range(5), train_instances=(4, 6, 7, 8, 9),
+                            test_instances=(0, 1, 2, 3, 5), elevations=range(9), azimuths=range(0, 36, 2),
+                            lightings=range(6))
+    print(json.dumps({"built": str(directory), "bytes": sum(p.stat().st_size for p in paths.values()),
+                      "seconds": round(time.perf_counter() - start, 1)}))
+
+
+def build_cars3d(path: Path) -> None:
+    """nips2015-analogy-data.tar.gz with 183 generated car_XXX_mesh.mat files and list.txt."""
+    from official_formats import write_cars3d
+
+    start = time.perf_counter()
+    write_cars3d(path, numbers=tuple(range(1, 184)))
+    print(json.dumps({"built": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}))
+
+
+def _open_unverified(name: str, data_dir: str):
+    """The official loader on generated files (their checksums cannot match the published ones): the same
+    path as ``get_dataset`` after verification, with the release checksum computed here."""
+    import hashlib
+
+    from disent_bench import data
+    from disent_bench._io import file_digest
+    from disent_bench.data.spec import LoadContext
+
+    paths = data.official_paths(name, data_dir)
+    digests = [file_digest(p, "sha256") for p in paths.values()]
+    checksum = digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    context = LoadContext(name, paths, checksum, data.data_home(data_dir) / "cache", progress=False)
+    return data.get_spec(name).open_official(context)
+
+
+def measure(name: str, data_dir: str, source: str, steps: int, batch_size: int, eval_images: int,
+            unverified: bool = False) -> None:
     import torch
 
     from disent_bench import data, models
@@ -125,7 +166,8 @@ def measure(name: str, data_dir: str, source: str, steps: int, batch_size: int, 
     result = {"dataset": name, "cpu": _cpu(), "torch_threads": torch.get_num_threads()}
     with PeakAnon() as load_peak:
         start = time.perf_counter()
-        dataset = data.get_dataset(name, source, data_dir, progress=False)
+        dataset = (_open_unverified(name, data_dir) if unverified else
+                   data.get_dataset(name, source, data_dir, progress=False))
         result["load_seconds"] = round(time.perf_counter() - start, 2)
     result.update(source=dataset.source, images=len(dataset), memory_mapped=dataset.memory_mapped,
                   store_bytes=dataset.nbytes, load_peak_rss_anon_mib=round(load_peak.peak / 2**20, 1))
@@ -163,6 +205,10 @@ def main() -> None:
     b.add_argument("--complex", action="store_true", help="460,800 images (4x4 layout)")
     s = sub.add_parser("build-shapes3d")
     s.add_argument("path", type=Path)
+    n = sub.add_parser("build-smallnorb")
+    n.add_argument("path", type=Path, help="the data home")
+    c = sub.add_parser("build-cars3d")
+    c.add_argument("path", type=Path)
     m = sub.add_parser("measure")
     m.add_argument("name")
     m.add_argument("--data-dir", required=True)
@@ -170,13 +216,19 @@ def main() -> None:
     m.add_argument("--steps", type=int, default=50)
     m.add_argument("--batch-size", type=int, default=64)
     m.add_argument("--eval-images", type=int, default=10_000)
+    m.add_argument("--unverified", action="store_true",
+                   help="generated files: skip the published-checksum check (the loader and cache are the same)")
     args = parser.parse_args()
     if args.command == "build-mpi3d":
         build_mpi3d(args.path, args.complex)
     elif args.command == "build-shapes3d":
         build_shapes3d(args.path)
+    elif args.command == "build-smallnorb":
+        build_smallnorb(args.path)
+    elif args.command == "build-cars3d":
+        build_cars3d(args.path)
     else:
-        measure(args.name, args.data_dir, args.source, args.steps, args.batch_size, args.eval_images)
+        measure(args.name, args.data_dir, args.source, args.steps, args.batch_size, args.eval_images, args.unverified)
 
 
 if __name__ == "__main__":
