@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import threading
 import time
@@ -65,14 +64,11 @@ class PeakAnon:
 
 
 def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    import torch
+
+    from disent_bench.speed import _device_name
+
+    return _device_name(torch.device("cpu"))
 
 
 def build_mpi3d(path: Path, complex_: bool) -> None:

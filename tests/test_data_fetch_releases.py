@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -16,49 +14,8 @@ from disent_bench.data import mpi3d, scream, smallnorb
 from disent_bench.data.fetch import fetch
 from disent_bench.data.spec import OfficialFile
 from disent_bench.errors import UserError
+from http_files import FileServer
 from official_formats import write_mpi3d_npz, write_smallnorb
-
-
-class FileServer:
-    """A local HTTP server for several files (by path) that honours Range requests and records them."""
-
-    def __init__(self, files: dict[str, bytes], content_type: str = "application/octet-stream"):
-        self.files = files
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                wanted = self.headers.get("Range")
-                server.requests.append((self.path, wanted))
-                body = server.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                start = int(wanted.removeprefix("bytes=").split("-")[0]) if wanted else 0
-                self.send_response(206 if wanted else 200)
-                if wanted:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
