@@ -137,15 +137,12 @@ def build_cars3d(path: Path) -> None:
 def _open_unverified(name: str, data_dir: str):
     """The official loader on generated files (their checksums cannot match the published ones): the same
     path as ``get_dataset`` after verification, with the release checksum computed here."""
-    import hashlib
-
     from disent_bench import data
     from disent_bench._io import file_digest
     from disent_bench.data.spec import LoadContext
 
     paths = data.official_paths(name, data_dir)
-    digests = [file_digest(p, "sha256") for p in paths.values()]
-    checksum = digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    checksum = data.release_checksum({file: file_digest(p, "sha256") for file, p in paths.items()})
     context = LoadContext(name, paths, checksum, data.data_home(data_dir) / "cache", progress=False)
     return data.get_spec(name).open_official(context)
 

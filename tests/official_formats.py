@@ -111,10 +111,12 @@ def mpi3d_images(indices: np.ndarray, sizes) -> np.ndarray:
     strides = np.array([int(np.prod(sizes[k + 1:])) for k in range(len(sizes))])
     classes = (indices[:, None] // strides) % np.asarray(sizes)
     out = np.zeros((len(indices), 64, 64, 3), dtype=np.uint8)
-    for k in range(len(sizes)):  # one 9x64 band per factor, its class in the red channel
-        out[:, 9 * k:9 * k + 8, :, 0] = (classes[:, k, None, None] * 6).astype(np.uint8)
-    out[..., 1] = (indices % 251)[:, None, None]
-    out[..., 2] = ((indices // 251) % 251)[:, None, None]
+    out[..., 2] = (indices % 61 + 20)[:, None, None]  # a dim blue background that differs between images
+    columns = np.arange(64)
+    for k, size in enumerate(sizes):  # one 9-row band per factor: a bright block whose place is its class
+        left = (classes[:, k] * (64 - 6)) // max(size - 1, 1)
+        block = (columns[None, :] >= left[:, None]) & (columns[None, :] < left[:, None] + 6)
+        out[:, 9 * k:9 * k + 8, :, :] = np.where(block[:, None, :, None], np.uint8(230), out[:, 9 * k:9 * k + 8, :, :])
     return out
 
 

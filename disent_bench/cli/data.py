@@ -173,6 +173,15 @@ def _value_label(dataset, factor: int, value_class: int) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+MAX_SHOWN = 40  # a traversal shows at most this many values (Cars3D has 183 objects): evenly spaced
+
+
+def _shown_classes(size: int) -> np.ndarray:
+    if size <= MAX_SHOWN:
+        return np.arange(size)
+    return np.unique(np.linspace(0, size - 1, MAX_SHOWN).round().astype(np.int64))
+
+
 def _write_traversal_png(dataset, out: Path, seed: int) -> None:
     import matplotlib
 
@@ -189,7 +198,7 @@ def _write_traversal_png(dataset, out: Path, seed: int) -> None:
     # factor changes, and a last row shows fresh draws of the base factors.
     draws = 12
     gap = 2
-    longest = max(*dataset.factor_sizes, draws if nuisance else 0)
+    longest = max(*(len(_shown_classes(n)) for n in dataset.factor_sizes), draws if nuisance else 0)
     strip_width = longest * (width + gap)
     # Size the figure so each strip fills its row: images ~0.9 in tall, labels left and below.
     image_in, label_in, left_in, title_in = 0.9, 0.45, 1.2, 0.6
@@ -202,13 +211,15 @@ def _write_traversal_png(dataset, out: Path, seed: int) -> None:
                         bottom=label_in / fig_h, hspace=label_in / image_in)
     for factor, axis in enumerate(axes[:, 0]):
         if factor < dataset.num_factors:
-            size = dataset.factor_sizes[factor]
+            classes = _shown_classes(dataset.factor_sizes[factor])
+            size = len(classes)
             rows = np.repeat(base[None], size, axis=0)
-            rows[:, factor] = np.arange(size)
+            rows[:, factor] = classes
             keys = np.tile(np.array([[seed, 0]], dtype=np.uint64), (size, 1)) if nuisance else None
             images = dataset.images(dataset.index_of(rows), keys=keys)
-            label = dataset.factor_names[factor]
-            ticks = [_value_label(dataset, factor, c) for c in range(size)]
+            label = dataset.factor_names[factor] + ("" if size == dataset.factor_sizes[factor] else
+                                                    f"\n({size} of {dataset.factor_sizes[factor]})")
+            ticks = [_value_label(dataset, factor, c) for c in classes]
         else:
             size = draws
             keys = np.stack([np.full(size, seed, np.uint64), np.arange(size, dtype=np.uint64)], 1)

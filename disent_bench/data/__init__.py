@@ -33,7 +33,7 @@ from disent_bench.errors import UserError
 
 __all__ = ["GroundTruthData", "DatasetSpec", "get_dataset", "available", "get_spec", "data_home",
            "official_path", "official_paths", "synthetic_path", "verify_official", "verify_file",
-           "generate_synthetic", "dataset_status", "fetchable", "get_file"]
+           "generate_synthetic", "dataset_status", "fetchable", "get_file", "release_checksum"]
 
 SOURCES = ("auto", "official", "synthetic")
 
@@ -172,10 +172,15 @@ def verify_official(name: str, data_dir=None, *, force: bool = False) -> str:
     spec = get_spec(name)
     if not spec.files:
         raise UserError(f"{name} has no official file: it exists only as a synthetic rendering")
-    digests = [verify_file(f, data_dir, force=force, dataset=name) for f in spec.files]
+    return release_checksum({f.filename: verify_file(f, data_dir, force=force, dataset=name) for f in spec.files})
+
+
+def release_checksum(digests: dict[str, str]) -> str:
+    """The checksum of a release from its files' sha256 (file name -> digest): one file's own, else a
+    sha256 over ``sha256sum``-style lines in the release's file order."""
     if len(digests) == 1:
-        return digests[0]
-    return hashlib.sha256("\n".join(f"{d}  {f.filename}" for d, f in zip(digests, spec.files)).encode()).hexdigest()
+        return next(iter(digests.values()))
+    return hashlib.sha256("\n".join(f"{d}  {name}" for name, d in digests.items()).encode()).hexdigest()
 
 
 def generate_synthetic(name: str, data_dir=None, *, force: bool = False, progress: bool = True) -> Path:
