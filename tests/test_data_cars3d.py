@@ -64,8 +64,10 @@ def test_get_dataset_through_the_data_home(archive, data_home, monkeypatch):
     (data_home / cars3d.OFFICIAL_FILENAME).write_bytes(payload)
     monkeypatch.setattr(cars3d, "SPEC", dataclasses.replace(cars3d.SPEC, official_md5=hashlib.md5(payload).hexdigest()))
     first = data_api.get_dataset("cars3d", progress=False)
-    again = data_api.get_dataset("cars3d", progress=False)  # from the cache, mapped
+    monkeypatch.setattr(cars3d, "mesh_images", None)  # a second load maps the cache without reading the archive
+    again = data_api.get_dataset("cars3d", progress=False)
     assert first.memory_mapped and again.memory_mapped and first.checksum == hashlib.sha256(payload).hexdigest()
     np.testing.assert_array_equal(first.batch(np.arange(10)).numpy(), again.batch(np.arange(10)).numpy())
+    assert again.object_files == first.object_files == ("car_003_mesh.mat", "car_007_mesh.mat", "car_001_mesh.mat")
     with pytest.raises(UserError, match="cars3d has no synthetic version.*data fetch cars3d"):
         data_api.get_dataset("cars3d", "synthetic")

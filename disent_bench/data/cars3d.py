@@ -27,7 +27,7 @@ import numpy as np
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
-from disent_bench.data.store import cached_store
+from disent_bench.data.store import cached_store, open_cached
 from disent_bench.errors import UserError
 from disent_bench.progress import ProgressReporter
 
@@ -100,6 +100,10 @@ def load_archive(path: str | Path, *, cache_dir: Path | None = None, checksum: s
                  progress: bool = True) -> GroundTruthData:
     """Load Cars3D from the official ``.tar.gz`` (or a reduced one written the same way: fewer objects)."""
     path = Path(path)
+    if cache_dir is not None and checksum is not None:
+        cached = open_cached(cache_dir, "cars3d", checksum)
+        if cached is not None and cached[1].get("object_files"):  # converted before: map it, skip the archive
+            return _dataset(cached[0], tuple(cached[1]["object_files"]), path, checksum)
     resized: dict[str, np.ndarray] = {}
     list_text = None
     try:
@@ -134,14 +138,20 @@ def load_archive(path: str | Path, *, cache_dir: Path | None = None, checksum: s
             view[:, :, number] = resized[name]
 
     if cache_dir is not None:
-        store = cached_store(cache_dir, "cars3d", checksum or "nochecksum", shape, fill)
+        store = cached_store(cache_dir, "cars3d", checksum or "nochecksum", shape, fill,
+                             meta={"object_files": list(order)})
     else:
         store = np.empty(shape, dtype=np.uint8)
         fill(store)
+    return _dataset(store, tuple(order), path, checksum)
+
+
+def _dataset(store: np.ndarray, order: tuple[str, ...], path: Path, checksum: str | None) -> GroundTruthData:
+    sizes = (FACTOR_SIZES[0], FACTOR_SIZES[1], len(order))
     values = (np.arange(sizes[0], dtype=np.float64), 15.0 * np.arange(sizes[1]), np.arange(sizes[2], dtype=np.float64))
     dataset = GroundTruthData("cars3d", "official", FACTOR_NAMES, sizes, store, path=str(path), checksum=checksum,
                               factor_values=values)
-    dataset.object_files = tuple(order)
+    dataset.object_files = order
     return dataset
 
 

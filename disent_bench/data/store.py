@@ -28,7 +28,7 @@ import numpy as np
 from disent_bench._io import atomic_path, atomic_write_json
 from disent_bench.errors import UserError
 
-__all__ = ["advise", "cached_store", "cache_path", "map_npz_member", "npz_member_info", "stream_npz_member", "NpzMember"]
+__all__ = ["advise", "cached_store", "open_cached", "cache_path", "map_npz_member", "npz_member_info", "stream_npz_member", "NpzMember"]
 
 # Room left free on the disk after writing a cache file (other work needs some too).
 _FREE_MARGIN_BYTES = 1 << 30
@@ -78,12 +78,28 @@ def _open_cached(path: Path, shape: tuple[int, ...], checksum: str) -> np.memmap
     return store
 
 
+def open_cached(cache_dir: Path, name: str, checksum: str, *, version: int = 1) -> tuple[np.memmap, dict] | None:
+    """The current cache file for ``(name, checksum, version)`` and the ``meta`` stored with it, else None.
+
+    For loaders that learn the store's shape only by reading the whole source (Cars3D's archive).
+    """
+    path = cache_path(cache_dir, name, checksum, version)
+    try:
+        info = json.loads(_stamp(path).read_text())
+        shape = tuple(info["shape"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    store = _open_cached(path, shape, checksum)
+    return None if store is None else (store, dict(info.get("meta") or {}))
+
+
 def cached_store(cache_dir: Path, name: str, checksum: str, shape: tuple[int, ...],
-                 fill: Callable[[np.ndarray], None], *, version: int = 1) -> np.memmap:
+                 fill: Callable[[np.ndarray], None], *, version: int = 1, meta: dict | None = None) -> np.memmap:
     """A memory-mapped uint8 store of ``shape``: the cache file for ``(name, checksum, version)``.
 
     When no current cache file exists, ``fill(array)`` writes every row into a fresh memory-mapped
     ``.npy`` beside it (on failure nothing is left behind), which then replaces the cache atomically.
+    ``meta`` (JSON) is kept in the stamp for :func:`open_cached`.
     """
     path = cache_path(cache_dir, name, checksum, version)
     store = _open_cached(path, shape, checksum)
@@ -105,7 +121,7 @@ def cached_store(cache_dir: Path, name: str, checksum: str, shape: tuple[int, ..
     stat = path.stat()
     atomic_write_json(_stamp(path), {"dataset": name, "source_checksum": checksum, "shape": list(shape),
                                      "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                     "convert_seconds": round(time.perf_counter() - start, 2),
+                                     "convert_seconds": round(time.perf_counter() - start, 2), "meta": meta or {},
                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     store = _open_cached(path, shape, checksum)
     if store is None:  # cannot happen unless the file changed under us
