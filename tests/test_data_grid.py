@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from disent_bench.errors import UserError
+
 from disent_bench.data import cars3d, dsprites, mpi3d, smallnorb
 from disent_bench.data.spec import OfficialFile
 from disent_bench.executors import get_executor
@@ -90,3 +92,10 @@ def test_every_new_dataset_trains_and_scores_through_a_grid(tmp_path, home):
         assert dataset["name"] == name and dataset["source"] == source and dataset["image_shape"][2] == channels
         values = record["results"]["mean"]
         assert np.isfinite(values["mig.score"]) and np.isfinite(values["reconstruction.bce"])
+
+
+def test_a_grid_asking_for_a_synthetic_smallnorb_fails_before_any_run(tmp_path):
+    grid_path = tmp_path / "grid.toml"
+    grid_path.write_text(textwrap.dedent(GRID.format(datasets='[[datasets]]\nname = "smallnorb"\nsource = "synthetic"\n')))
+    with pytest.raises(UserError, match=r"datasets\[0\]\.source.*smallnorb has no synthetic version.*data fetch smallnorb"):
+        load_grid(grid_path)
