@@ -71,7 +71,7 @@ def _cpu() -> str:
     return _device_name(torch.device("cpu"))
 
 
-def build_mpi3d(path: Path, complex_: bool) -> None:
+def build_mpi3d(path: Path, complex_: bool, compressed: bool = False) -> None:
     from official_formats import write_mpi3d_npz_streaming
 
     from disent_bench.data import mpi3d
@@ -80,7 +80,7 @@ def build_mpi3d(path: Path, complex_: bool) -> None:
     sizes = mpi3d.SIZES_4X4 if complex_ else mpi3d.SIZES_6X6
     start = time.perf_counter()
     with ProgressReporter(f"write {path.name}", int(np.prod(sizes))) as reporter:
-        write_mpi3d_npz_streaming(path, sizes, progress=reporter.update)
+        write_mpi3d_npz_streaming(path, sizes, progress=reporter.update, compressed=compressed)
     print(json.dumps({"built": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1)}))
 
 
@@ -196,6 +196,7 @@ def main() -> None:
     b = sub.add_parser("build-mpi3d")
     b.add_argument("path", type=Path)
     b.add_argument("--complex", action="store_true", help="460,800 images (4x4 layout)")
+    b.add_argument("--compressed", action="store_true", help="deflated, as np.savez_compressed writes")
     s = sub.add_parser("build-shapes3d")
     s.add_argument("path", type=Path)
     n = sub.add_parser("build-smallnorb")
@@ -213,7 +214,7 @@ def main() -> None:
                    help="generated files: skip the published-checksum check (the loader and cache are the same)")
     args = parser.parse_args()
     if args.command == "build-mpi3d":
-        build_mpi3d(args.path, args.complex)
+        build_mpi3d(args.path, args.complex, args.compressed)
     elif args.command == "build-shapes3d":
         build_shapes3d(args.path)
     elif args.command == "build-smallnorb":

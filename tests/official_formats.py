@@ -127,11 +127,14 @@ def write_mpi3d_npz(path: Path, sizes, *, compressed: bool = False) -> np.ndarra
     return images
 
 
-def write_mpi3d_npz_streaming(path: Path, sizes, block: int = 16_384, progress=None) -> None:
-    """A full-size npz (stored, zip64) written block by block, as ``np.savez`` would lay it out."""
+def write_mpi3d_npz_streaming(path: Path, sizes, block: int = 16_384, progress=None, *, compressed: bool = False) -> None:
+    """A full-size npz (zip64) written block by block, as ``np.savez`` (or, compressed,
+    ``np.savez_compressed``, here at deflate level 1) would lay it out."""
     count = int(np.prod(sizes))
     shape = (count, 64, 64, 3)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    compression = dict(compression=zipfile.ZIP_DEFLATED, compresslevel=1) if compressed else dict(
+        compression=zipfile.ZIP_STORED)
+    with zipfile.ZipFile(path, "w", allowZip64=True, **compression) as archive:
         with archive.open("images.npy", "w", force_zip64=True) as stream:
             np.lib.format.write_array_header_2_0(stream, {"descr": "|u1", "fortran_order": False, "shape": shape})
             for start in range(0, count, block):
