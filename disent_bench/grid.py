@@ -311,6 +311,9 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
                                                f"{_did_you_mean(str(source), SOURCES)}")
         if source == "official" and data.get_spec(dname).official_filename is None:
             raise where.error(f"{key}.source", f"{dname} has no official file; use source = \"synthetic\"")
+        if source == "synthetic" and not data.get_spec(dname).has_synthetic:
+            raise where.error(f"{key}.source", f"{dname} has no synthetic version; use source = \"official\" "
+                                               f"(`disent-bench data fetch {dname}`)")
         item = {"name": dname, "source": source}
         if item in datasets:
             raise where.error(key, f"duplicate dataset entry {item!r}")

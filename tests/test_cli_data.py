@@ -129,3 +129,36 @@ def test_console_script_prints_one_line_and_exit_code_2(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         "error: unknown dataset 'nope'; valid names: " + ", ".join(__import__("disent_bench.data").data.available())]
+
+
+def test_list_and_fetch_of_the_datasets_without_synthetic(data_home, monkeypatch):
+    listing = _run("data", "list").output
+    row = next(line for line in listing.splitlines() if "smallnorb" in line)
+    assert "missing" in row and "none:" in row and "(0/6" in listing
+    monkeypatch.setattr("disent_bench.data.fetch.DEFAULT_TIMEOUT_S", 2.0)
+    from disent_bench.data import smallnorb
+
+    files = tuple(dataclasses.replace(f, url="http://127.0.0.1:9/" + f.filename) for f in smallnorb.SPEC.files)
+    monkeypatch.setattr(smallnorb, "SPEC", dataclasses.replace(smallnorb.SPEC, official_files=files))
+    _assert_user_error(_run("data", "fetch", "smallnorb"), "cannot download smallnorb", "no synthetic version")
+    _assert_user_error(_run("data", "show", "mpi3d_toy", "--out", str(data_home / "m.png")),
+                       "mpi3d_toy has no synthetic version", "data fetch mpi3d_toy")
+    _assert_user_error(_run("data", "generate", "cars3d"), "cars3d has no synthetic version")
+
+
+def test_show_of_a_nuisance_dataset_adds_a_row_of_fresh_draws(data_home, tmp_path, monkeypatch):
+    import numpy as np
+
+    spec = dataclasses.replace(dsprites.SPEC, factor_sizes=dsprites.TINY_SPEC.factor_sizes,
+                               render_synthetic=dsprites.TINY_SPEC.render_synthetic,
+                               factor_values=dsprites.TINY_SPEC.factor_values)
+    monkeypatch.setattr(dsprites, "SPEC", spec)
+    pictures = {}
+    for name in ("dsprites", "noisy_dsprites"):
+        out = tmp_path / f"{name}.png"
+        result = _run("data", "show", name, "--out", str(out), "--source", "synthetic")
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as picture:
+            pictures[name] = np.asarray(picture.convert("RGB"))
+    # Five factor rows, plus one for the nuisance draws.
+    assert pictures["noisy_dsprites"].shape[0] > pictures["dsprites"].shape[0] * 1.1

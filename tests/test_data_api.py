@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
-import threading
 import time
 
 import numpy as np
@@ -15,7 +13,9 @@ from disent_bench import data as data_api
 from disent_bench.data import dsprites
 from disent_bench.data.fetch import fetch
 from disent_bench.errors import UserError
+from http_files import FileServer
 
+NAME = "dsprites.npz"
 UNREACHABLE_URL = "http://127.0.0.1:9/dsprites.npz"  # the discard port: closed, so refused at once
 
 
@@ -31,51 +31,13 @@ def official_spec(monkeypatch):
     return use
 
 
-class _Server:
-    """A local HTTP server for one payload that honours Range requests and records them."""
+def _Server(payload: bytes, *, honour_range: bool = True) -> FileServer:
+    """One dSprites payload at ``server.url(NAME)``."""
+    return FileServer({NAME: payload}, honour_range=honour_range)
 
-    def __init__(self, payload: bytes, *, honour_range: bool = True):
-        self.payload = payload
-        self.honour_range = honour_range
-        self.requests: list[str | None] = []
-        self.bytes_sent = 0
-        server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                wanted = self.headers.get("Range")
-                server.requests.append(wanted)
-                start = 0
-                if wanted and server.honour_range:
-                    start = int(wanted.removeprefix("bytes=").split("-")[0])
-                    if start >= len(server.payload):
-                        self.send_response(416)
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
-                else:
-                    self.send_response(200)
-                body = server.payload[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                server.bytes_sent += len(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/dsprites.npz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _ranges(server: FileServer) -> list[str | None]:
+    return [wanted for _, wanted in server.requests]
 
 
 @pytest.fixture
@@ -87,7 +49,7 @@ def payload(tmp_path, write_dsprites_npz):
 
 def test_fetch_downloads_verifies_and_stamps(data_home, official_spec, payload):
     with _Server(payload) as server:
-        official_spec(server.url, payload)
+        official_spec(server.url(NAME), payload)
         path = fetch("dsprites", progress=False)
     assert path == data_home / dsprites.OFFICIAL_FILENAME
     assert path.read_bytes() == payload
@@ -107,9 +69,9 @@ def test_fetch_resumes_a_partial_download(data_home, official_spec, payload, hon
     half = len(payload) // 2
     part.write_bytes(payload[:half])
     with _Server(payload, honour_range=honour_range) as server:
-        official_spec(server.url, payload)
+        official_spec(server.url(NAME), payload)
         path = fetch("dsprites", progress=False)
-    assert server.requests == [f"bytes={half}-"]
+    assert _ranges(server) == [f"bytes={half}-"]
     # A server that ignores Range sends everything and the download starts over.
     assert server.bytes_sent == (len(payload) - half if honour_range else len(payload))
     assert path.read_bytes() == payload and not part.exists()
@@ -119,14 +81,14 @@ def test_fetch_of_a_complete_part_file_only_verifies_it(data_home, official_spec
     part = data_home / (dsprites.OFFICIAL_FILENAME + ".part")
     part.write_bytes(payload)
     with _Server(payload) as server:
-        official_spec(server.url, payload)
+        official_spec(server.url(NAME), payload)
         path = fetch("dsprites", progress=False)
     assert server.bytes_sent == 0 and path.read_bytes() == payload
 
 
 def test_checksum_mismatch_leaves_no_file(data_home, official_spec, payload):
     with _Server(payload) as server:
-        official_spec(server.url, md5="0" * 32)
+        official_spec(server.url(NAME), md5="0" * 32)
         with pytest.raises(UserError, match="corrupt .*md5 .*expected 0000"):
             fetch("dsprites", progress=False)
     assert sorted(p.name for p in data_home.iterdir() if not p.name.endswith(".lock")) == []
@@ -136,10 +98,10 @@ def test_a_users_file_is_never_replaced_or_deleted(data_home, official_spec, pay
     mine = data_home / dsprites.OFFICIAL_FILENAME
     mine.write_bytes(b"my own bytes")
     with _Server(payload) as server:
-        official_spec(server.url, payload)
+        official_spec(server.url(NAME), payload)
         with pytest.raises(UserError, match="does not match the official checksum"):
             fetch("dsprites", progress=False)
-    assert mine.read_bytes() == b"my own bytes" and server.requests == []
+    assert mine.read_bytes() == b"my own bytes" and _ranges(server) == []
 
 
 def test_offline_fetch_fails_fast_with_the_ways_forward(data_home, official_spec):

@@ -62,6 +62,26 @@ def test_load_official_reduced_grid(small_file):
     np.testing.assert_allclose(values, labels)
 
 
+def test_get_dataset_maps_a_converted_store_equal_to_the_in_memory_one(small_file, data_home, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from disent_bench import data as data_api
+
+    path, images, _ = small_file
+    payload = path.read_bytes()
+    (data_home / shapes3d.OFFICIAL_FILENAME).write_bytes(payload)
+    monkeypatch.setattr(shapes3d, "SPEC", dataclasses.replace(
+        shapes3d.SPEC, official_size=len(payload), official_sha256=hashlib.sha256(payload).hexdigest()))
+    mapped = data_api.get_dataset("shapes3d", progress=False)
+    assert mapped.memory_mapped and len(list((data_home / "cache").glob("shapes3d-*.npy"))) == 1
+    in_memory = shapes3d.load_official(path, progress=False)
+    assert not in_memory.memory_mapped
+    rows = np.random.default_rng(1).integers(0, len(images), 64)
+    np.testing.assert_array_equal(mapped.batch(rows).numpy(), in_memory.batch(rows).numpy())
+    np.testing.assert_array_equal(mapped.images(rows), images[rows])
+
+
 def test_read_blocks_are_chunk_aligned_and_complete(small_file, monkeypatch):
     path, images, _ = small_file
     # A block smaller than one chunk must still read whole chunks, and every image exactly once.

@@ -50,7 +50,7 @@ def _check_png_output(out: Path) -> None:
 @data_app.command("list")
 @_user_errors
 def list_datasets(data_dir: DataDirOption = None) -> None:
-    """Show every dataset: factors, image count, official file and synthetic cache (reads no images)."""
+    """Show every dataset: factors, image count, nuisance, official files and synthetic cache (reads no images)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -58,34 +58,49 @@ def list_datasets(data_dir: DataDirOption = None) -> None:
 
     _use_data_dir(data_dir)
     table = Table(title=f"datasets in {data_home()}")
-    for column in ("name", "factors (sizes)", "images", "official file", "synthetic cache"):
+    table.add_column("name", no_wrap=True)
+    for column in ("factors (sizes)", "images", "per observation", "official file(s)", "synthetic"):
         table.add_column(column)
     for name in available():
         status = dataset_status(name)
-        if status["official_path"] is None:
+        files = status["official_files"]
+        if not files:
             official = "-- (none: rendering only)"
-        elif status["official_verified"]:
-            official = "present, verified"
-        elif status["official_present"]:
-            official = "present, not yet verified"
         else:
-            official = "missing"
+            verified = sum(f["verified"] for f in files.values())
+            present = sum(f["present"] for f in files.values())
+            count = f" ({present}/{len(files)} files)" if len(files) > 1 else ""
+            official = ("present, verified" if verified == len(files) else
+                        "present, not yet verified" if present == len(files) else
+                        "missing" if present == 0 else "incomplete") + count
+        if not status["has_synthetic"]:
+            synthetic = "none: `data fetch` it"
+        elif status["synthetic_present"] is None:
+            synthetic = "from synthetic dsprites"
+        else:
+            synthetic = "present" if status["synthetic_present"] else "missing"
         factors = ", ".join(f"{factor} {size}" for factor, size in status["factors"].items())
-        table.add_row(name, factors, f"{status['num_images']:,}", official,
-                      "present" if status["synthetic_present"] else "missing")
+        table.add_row(name, factors, f"{status['num_images']:,}", status["nuisance"] or "-", official, synthetic)
     Console().print(table)
 
 
 @data_app.command("fetch")
 @_user_errors
-def fetch_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `data list`).")],
+def fetch_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `data list`), or `scream` for the painting alone.")],
                   data_dir: DataDirOption = None) -> None:
-    """Download the official file (resumable), verify its checksum, and put it into the data home."""
+    """Download the official file(s) (resumable), verify them (checksum, else format), put them into the data home."""
+    from disent_bench.data import get_file, get_spec
     from disent_bench.data.fetch import fetch
 
     _use_data_dir(data_dir)
+    if get_file(name) is None:
+        get_spec(name)  # an unknown name lists the datasets
     path = fetch(name)
-    typer.echo(f"{name}: official file verified at {path}")
+    if path.is_dir():
+        files = ", ".join(f.filename for f in get_spec(name).files)
+        typer.echo(f"{name}: official files verified in {path}: {files}")
+    else:
+        typer.echo(f"{name}: official file verified at {path}")
 
 
 @data_app.command("generate")
@@ -130,8 +145,9 @@ def _shape_names(dataset) -> tuple[str, ...] | None:
     """Names of shape classes by official value: dSprites counts shapes from 1, 3D Shapes from 0."""
     names = getattr(dataset, "shape_names", None)  # set by loaders that check the labels
     if names is None:
+        module = "dsprites" if "dsprites" in dataset.name else dataset.name.removesuffix("_tiny")
         try:
-            names = importlib.import_module(f"disent_bench.data.{dataset.name.removesuffix('_tiny')}").SHAPE_NAMES
+            names = importlib.import_module(f"disent_bench.data.{module}").SHAPE_NAMES
         except (ImportError, AttributeError):
             return None
     return tuple(names)
@@ -144,14 +160,26 @@ def _value_label(dataset, factor: int, value_class: int) -> str:
         return str(value_class)
     value = float(values[factor][value_class])
     factor_name = dataset.factor_names[factor]
+    named = getattr(dataset, "value_names", {}).get(factor_name)  # categorical factors (MPI3D, SmallNORB)
+    if named is not None and len(named) == dataset.factor_sizes[factor]:
+        return named[value_class]
     if factor_name == "shape":
         names = _shape_names(dataset)
-        first = 1 if dataset.name.startswith("dsprites") else 0
+        first = 1 if "dsprites" in dataset.name else 0
         if names is not None and 0 <= int(round(value)) - first < len(names):
             return names[int(round(value)) - first]
-    if factor_name == "orientation" and dataset.name.startswith("dsprites"):
+    if factor_name == "orientation" and "dsprites" in dataset.name:
         return f"{np.degrees(value):.0f}\u00b0"  # radians in the file
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+MAX_SHOWN = 40  # a traversal shows at most this many values (Cars3D has 183 objects): evenly spaced
+
+
+def _shown_classes(size: int) -> np.ndarray:
+    if size <= MAX_SHOWN:
+        return np.arange(size)
+    return np.unique(np.linspace(0, size - 1, MAX_SHOWN).round().astype(np.int64))
 
 
 def _write_traversal_png(dataset, out: Path, seed: int) -> None:
@@ -165,32 +193,48 @@ def _write_traversal_png(dataset, out: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     base = dataset.sample_factors(1, rng)[0]
     height, width, channels = dataset.image_shape
+    nuisance = getattr(dataset, "has_nuisance", False)
+    # With per-observation nuisance, a traversal keeps one draw of it (one observation key) so only the
+    # factor changes, and a last row shows fresh draws of the base factors.
+    draws = 12
     gap = 2
-    longest = max(dataset.factor_sizes)
+    longest = max(*(len(_shown_classes(n)) for n in dataset.factor_sizes), draws if nuisance else 0)
     strip_width = longest * (width + gap)
     # Size the figure so each strip fills its row: images ~0.9 in tall, labels left and below.
     image_in, label_in, left_in, title_in = 0.9, 0.45, 1.2, 0.6
     strip_in = image_in * strip_width / height
     fig_w = left_in + strip_in + 0.1
-    fig_h = dataset.num_factors * (image_in + label_in) + title_in
-    fig, axes = plt.subplots(dataset.num_factors, 1, squeeze=False, figsize=(fig_w, fig_h))
+    num_rows = dataset.num_factors + (1 if nuisance else 0)
+    fig_h = num_rows * (image_in + label_in) + title_in
+    fig, axes = plt.subplots(num_rows, 1, squeeze=False, figsize=(fig_w, fig_h))
     fig.subplots_adjust(left=left_in / fig_w, right=(left_in + strip_in) / fig_w, top=1 - title_in / fig_h,
                         bottom=label_in / fig_h, hspace=label_in / image_in)
     for factor, axis in enumerate(axes[:, 0]):
-        size = dataset.factor_sizes[factor]
-        rows = np.repeat(base[None], size, axis=0)
-        rows[:, factor] = np.arange(size)
-        images = dataset.images(dataset.index_of(rows))
+        if factor < dataset.num_factors:
+            classes = _shown_classes(dataset.factor_sizes[factor])
+            size = len(classes)
+            rows = np.repeat(base[None], size, axis=0)
+            rows[:, factor] = classes
+            keys = np.tile(np.array([[seed, 0]], dtype=np.uint64), (size, 1)) if nuisance else None
+            images = dataset.images(dataset.index_of(rows), keys=keys)
+            label = dataset.factor_names[factor] + ("" if size == dataset.factor_sizes[factor] else
+                                                    f"\n({size} of {dataset.factor_sizes[factor]})")
+            ticks = [_value_label(dataset, factor, c) for c in classes]
+        else:
+            size = draws
+            keys = np.stack([np.full(size, seed, np.uint64), np.arange(size, dtype=np.uint64)], 1)
+            images = dataset.images(dataset.index_of(np.repeat(base[None], size, axis=0)), keys=keys)
+            label = "nuisance\n(fresh draws)"
+            ticks = [f"draw {k}" for k in range(size)]
         strip = np.full((height, strip_width, 3), 255, dtype=np.uint8)
         for column, image in enumerate(images):
             x = column * (width + gap)
             strip[:, x:x + width] = image if channels == 3 else image[..., :1]
         axis.imshow(strip, interpolation="nearest")
         axis.set_yticks([])
-        axis.set_ylabel(dataset.factor_names[factor], rotation=0, ha="right", va="center", fontsize=10)
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
         axis.set_xticks([c * (width + gap) + width / 2 for c in range(size)])
-        axis.set_xticklabels([_value_label(dataset, factor, c) for c in range(size)], fontsize=6,
-                             rotation=90 if size > 12 else 0)
+        axis.set_xticklabels(ticks, fontsize=6, rotation=90 if size > 12 else 0)
         axis.tick_params(length=0)
         for spine in axis.spines.values():
             spine.set_visible(False)

@@ -2,15 +2,22 @@
 
 ``get_dataset(name, source="auto", data_dir=None)`` returns a :class:`GroundTruthData`.
 
-* ``source="official"``: the official file from the data home (verified by checksum once).
-* ``source="synthetic"``: the offline renderer's version, cached in the data home.
+* ``source="official"``: the official file(s) from the data home (verified once: by the published
+  checksum, or by format where none is published, with our sha256 recorded).
+* ``source="synthetic"``: the offline renderer's version, cached in the data home. SmallNORB, Cars3D and
+  MPI3D have no synthetic look-alike: asking for one is an error that names ``data fetch NAME``.
 * ``source="auto"``: the official file when present, otherwise synthetic with one warning.
+
+Datasets: dSprites and its color, noisy and scream variants, 3D Shapes, SmallNORB, Cars3D, MPI3D (toy,
+realistic, real, complex) and the tiny dSprites smoke-test grid. Large official stores are converted once
+into memory-mapped cache files (``<data home>/cache``, :mod:`disent_bench.data.store`).
 
 The data home is ``--data-dir``, else ``$DISENT_BENCH_DATA``, else ``./datasets``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,11 +28,12 @@ import numpy as np
 
 from disent_bench._io import atomic_path, atomic_write_json, file_digest
 from disent_bench.data.base import GroundTruthData
-from disent_bench.data.spec import DatasetSpec
+from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
 from disent_bench.errors import UserError
 
 __all__ = ["GroundTruthData", "DatasetSpec", "get_dataset", "available", "get_spec", "data_home",
-           "official_path", "synthetic_path", "verify_official", "generate_synthetic", "dataset_status"]
+           "official_path", "official_paths", "synthetic_path", "verify_official", "verify_file",
+           "generate_synthetic", "dataset_status", "fetchable", "get_file", "release_checksum"]
 
 SOURCES = ("auto", "official", "synthetic")
 
@@ -35,9 +43,27 @@ class SyntheticDataWarning(UserWarning):
 
 
 def _specs() -> dict[str, DatasetSpec]:
-    from disent_bench.data import dsprites, shapes3d
+    from disent_bench.data import cars3d, dsprites, dsprites_variants, mpi3d, shapes3d, smallnorb
 
-    return {spec.name: spec for spec in (dsprites.SPEC, shapes3d.SPEC, dsprites.TINY_SPEC)}
+    return {spec.name: spec for spec in (dsprites.SPEC, *dsprites_variants.specs(), smallnorb.SPEC, cars3d.SPEC,
+                                         shapes3d.SPEC, *mpi3d.SPECS, dsprites.TINY_SPEC)}
+
+
+def _files() -> dict[str, OfficialFile]:
+    """Single files ``data fetch`` also knows by a short name (not datasets themselves)."""
+    from disent_bench.data import scream
+
+    return {"scream": scream.OFFICIAL}
+
+
+def fetchable() -> list[str]:
+    """Names ``data fetch`` accepts: every dataset with official files, and single files such as ``scream``."""
+    return [name for name, spec in _specs().items() if spec.files] + list(_files())
+
+
+def get_file(name: str) -> OfficialFile | None:
+    """The single official file ``data fetch NAME`` means by a short name (``scream``), else None."""
+    return _files().get(name)
 
 
 def available() -> list[str]:
@@ -60,11 +86,14 @@ def data_home(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def official_path(name: str, data_dir=None) -> Path | None:
-    """Where the official file is looked for (a file copied there by hand is picked up); None if none exists."""
-    spec = get_spec(name)
-    if spec.official_filename is None:
-        return None
-    return data_home(data_dir) / spec.official_filename
+    """Where the (first) official file is looked for (a file copied there by hand is picked up); None if none."""
+    files = get_spec(name).files
+    return data_home(data_dir) / files[0].filename if files else None
+
+
+def official_paths(name: str, data_dir=None) -> dict[str, Path]:
+    """Every official file of ``name`` (file name -> where it is looked for)."""
+    return {f.filename: data_home(data_dir) / f.filename for f in get_spec(name).files}
 
 
 def synthetic_path(name: str, data_dir=None) -> Path:
@@ -76,48 +105,91 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def verify_official(name: str, data_dir=None, *, force: bool = False) -> str:
-    """Check the official file's size and checksum (once: the result is stamped beside it).
+def _stamped_sha256(path: Path) -> str | None:
+    """The sha256 in a current stamp beside ``path`` (same size and mtime), else None."""
+    stamp = _stamp_path(path)
+    if not stamp.is_file():
+        return None
+    try:
+        info = json.loads(stamp.read_text())
+        stat = path.stat()
+        if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
+            return info["sha256"]
+    except (ValueError, KeyError, OSError):
+        pass  # a damaged stamp just means verifying again
+    return None
 
-    Returns the file's sha256. Raises :class:`UserError` when the file is missing or corrupt.
+
+def verify_file(file: OfficialFile, data_dir=None, *, force: bool = False, dataset: str | None = None) -> str:
+    """Verify one official file in the data home (once: the result is stamped beside it); return its sha256.
+
+    With a published checksum the file must match it; without one, ``file.check_format`` must accept it
+    and our sha256 is recorded. Raises :class:`UserError` when the file is missing or wrong.
+    """
+    label = dataset or file.filename
+    fetch_name = dataset or file.filename
+    path = data_home(data_dir) / file.filename
+    if not path.is_file():
+        raise UserError(f"{label}: official file not found at {path}; run `disent-bench data fetch {fetch_name}`"
+                        f"{f', copy it there from {file.url}' if file.url else ''}, or use source='synthetic'"
+                        if dataset is None or get_spec(dataset).has_synthetic else
+                        f"{label}: official file not found at {path}; run `disent-bench data fetch {fetch_name}` "
+                        f"or copy it there from {file.url} ({label} has no synthetic version)")
+    if not force:
+        known = _stamped_sha256(path)
+        if known is not None:
+            return known
+    stat = path.stat()
+    if file.size is not None and stat.st_size != file.size:
+        raise UserError(f"{label}: {path} has {stat.st_size} bytes, the official file has {file.size}; "
+                        f"it is incomplete or not the official file (delete it and run `disent-bench data fetch {fetch_name}`)")
+    sha256 = file_digest(path, "sha256")
+    if file.sha256 is not None or file.md5 is not None:
+        if file.sha256 is not None:
+            ok, expected = sha256 == file.sha256, f"sha256 {file.sha256}"
+        else:
+            ok, expected = file_digest(path, "md5") == file.md5, f"md5 {file.md5}"
+        if not ok:
+            raise UserError(f"{label}: {path} does not match the official checksum ({expected}); "
+                            f"delete it and run `disent-bench data fetch {fetch_name}`")
+        how = "published checksum"
+    else:
+        if file.check_format is not None:
+            file.check_format(path)
+        how = "format (no published checksum); sha256 recorded"
+    atomic_write_json(_stamp_path(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256,
+                                          "verified_by": how, "url": file.url,
+                                          "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return sha256
+
+
+def verify_official(name: str, data_dir=None, *, force: bool = False) -> str:
+    """Check every official file of ``name`` (once each: results are stamped beside them).
+
+    Returns the release's checksum: the file's sha256, or for several files a sha256 of theirs. Raises
+    :class:`UserError` when a file is missing or corrupt.
     """
     spec = get_spec(name)
-    path = official_path(name, data_dir)
-    if path is None:
+    if not spec.files:
         raise UserError(f"{name} has no official file: it exists only as a synthetic rendering")
-    if not path.is_file():
-        raise UserError(f"{name}: official file not found at {path}; run `disent-bench data fetch {name}`, "
-                        f"copy it there from {spec.official_url}, or use source='synthetic'")
-    stat = path.stat()
-    stamp = _stamp_path(path)
-    if not force and stamp.is_file():
-        try:
-            info = json.loads(stamp.read_text())
-            if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
-                return info["sha256"]
-        except (ValueError, KeyError):
-            pass  # a damaged stamp just means verifying again
-    if spec.official_size is not None and stat.st_size != spec.official_size:
-        raise UserError(f"{name}: {path} has {stat.st_size} bytes, the official file has {spec.official_size}; "
-                        f"it is incomplete or not the official file (delete it and run `disent-bench data fetch {name}`)")
-    sha256 = file_digest(path, "sha256")
-    if spec.official_sha256 is not None:
-        ok = sha256 == spec.official_sha256
-        expected = f"sha256 {spec.official_sha256}"
-    else:
-        ok = file_digest(path, "md5") == spec.official_md5
-        expected = f"md5 {spec.official_md5}"
-    if not ok:
-        raise UserError(f"{name}: {path} does not match the official checksum ({expected}); "
-                        f"delete it and run `disent-bench data fetch {name}`")
-    atomic_write_json(stamp, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256,
-                              "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return sha256
+    return release_checksum({f.filename: verify_file(f, data_dir, force=force, dataset=name) for f in spec.files})
+
+
+def release_checksum(digests: dict[str, str]) -> str:
+    """The checksum of a release from its files' sha256 (file name -> digest): one file's own, else a
+    sha256 over ``sha256sum``-style lines in the release's file order."""
+    if len(digests) == 1:
+        return next(iter(digests.values()))
+    return hashlib.sha256("\n".join(f"{d}  {name}" for name, d in digests.items()).encode()).hexdigest()
 
 
 def generate_synthetic(name: str, data_dir=None, *, force: bool = False, progress: bool = True) -> Path:
     """Render the synthetic dataset into the data home's cache (atomically) unless a current one exists."""
     spec = get_spec(name)
+    if spec.render_synthetic is None:
+        if spec.derive is not None:  # the dSprites variants: their synthetic images are synthetic dSprites
+            return generate_synthetic("dsprites", data_dir, force=force, progress=progress)
+        raise _no_synthetic_error(spec, data_dir)
     path = synthetic_path(name, data_dir)
     if path.is_file() and _stamp_path(path).is_file() and not force:
         return path
@@ -148,7 +220,10 @@ def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthD
     path = generate_synthetic(spec.name, data_dir, progress=progress)
     stamp = json.loads(_stamp_path(path).read_text())
     try:
-        store = np.load(path, allow_pickle=False)
+        store = np.load(path, mmap_mode="c", allow_pickle=False)  # mapped: only touched pages are resident
+        from disent_bench.data.store import advise
+
+        advise(store, "random")
     except (ValueError, OSError) as exc:
         raise UserError(f"{spec.name}: synthetic cache {path} is unreadable ({exc}); delete it to re-render") from None
     expected = (spec.num_images, *((spec.image_shape[0], spec.image_shape[1] // 8) if spec.packed_bits
@@ -161,18 +236,33 @@ def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthD
                            factor_values=spec.factor_values)
 
 
+def _no_synthetic_error(spec: DatasetSpec, data_dir) -> UserError:
+    return UserError(f"{spec.name} has no synthetic version: it needs its official file(s) "
+                     f"({', '.join(f.filename for f in spec.files)}) in {data_home(data_dir)}; run "
+                     f"`disent-bench data fetch {spec.name}`" + (f" (see {spec.citation})" if spec.citation else ""))
+
+
 def get_dataset(name: str, source: str = "auto", data_dir=None, *, progress: bool = True) -> GroundTruthData:
     """Load a dataset by name. See the module docstring for ``source`` and the data home."""
     spec = get_spec(name)
     if source not in SOURCES:
         raise UserError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
-    official = official_path(name, data_dir)
-    if source == "official" or (source == "auto" and official is not None and official.is_file()):
-        sha256 = verify_official(name, data_dir)
+    if spec.derive is not None:
+        return spec.derive(source, data_dir, progress)
+    paths = official_paths(name, data_dir)
+    present = bool(paths) and all(p.is_file() for p in paths.values())
+    if source == "official" or (source == "auto" and present) or (source == "auto" and not spec.has_synthetic):
+        if source != "official" and not present and not spec.has_synthetic:
+            raise _no_synthetic_error(spec, data_dir)
+        checksum = verify_official(name, data_dir)
+        if spec.open_official is not None:
+            return spec.open_official(LoadContext(name, paths, checksum, data_home(data_dir) / "cache", progress))
         dataset = spec.load_official(official_path(name, data_dir))
-        dataset.checksum = sha256
+        dataset.checksum = checksum
         return dataset
-    if source == "auto" and official is not None:
+    if not spec.has_synthetic:
+        raise _no_synthetic_error(spec, data_dir)
+    if source == "auto" and paths:
         warnings.warn(f"{name}: no official file at {official_path(name, data_dir)}; using the SYNTHETIC "
                       f"rendering (results will be labelled synthetic). Run `disent-bench data fetch {name}` "
                       "for the official data.", SyntheticDataWarning, stacklevel=2)
@@ -182,24 +272,21 @@ def get_dataset(name: str, source: str = "auto", data_dir=None, *, progress: boo
 def dataset_status(name: str, data_dir=None) -> dict:
     """What the data home holds for ``name`` (for ``disent-bench data list``); reads no images."""
     spec = get_spec(name)
-    official = official_path(name, data_dir)
-    verified = False
-    if official is not None and official.is_file() and _stamp_path(official).is_file():
-        stamp = _stamp_path(official)
-        try:
-            info = json.loads(stamp.read_text())
-            stat = official.stat()
-            verified = info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns
-        except (ValueError, OSError):
-            verified = False
+    files = {}
+    for filename, path in official_paths(name, data_dir).items():
+        files[filename] = {"path": str(path), "present": path.is_file(),
+                           "verified": path.is_file() and _stamped_sha256(path) is not None}
     synthetic = synthetic_path(name, data_dir)
     return {
         "name": name,
         "factors": dict(zip(spec.factor_names, spec.factor_sizes)),
         "num_images": spec.num_images,
-        "official_path": str(official) if official is not None else None,
-        "official_present": official is not None and official.is_file(),
-        "official_verified": verified,
+        "nuisance": spec.nuisance,
+        "official_path": str(official_path(name, data_dir)) if spec.files else None,
+        "official_files": files,
+        "official_present": bool(files) and all(f["present"] for f in files.values()),
+        "official_verified": bool(files) and all(f["verified"] for f in files.values()),
+        "has_synthetic": spec.has_synthetic,
         "synthetic_path": str(synthetic),
-        "synthetic_present": synthetic.is_file() and _stamp_path(synthetic).is_file(),
+        "synthetic_present": (synthetic.is_file() and _stamp_path(synthetic).is_file()) if spec.render_synthetic else None,
     }

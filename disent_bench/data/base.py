@@ -4,11 +4,19 @@ A :class:`GroundTruthData` holds every image of a full-factorial dataset once, a
 official row-major order (last factor fastest), so a row of factor classes *is* an image index:
 ``index = classes . strides``. Binary datasets (dSprites) are stored bit-packed along the width
 (8 pixels a byte, 512 bytes per 64x64 image), which keeps all 737,280 dSprites images in 360 MiB.
+Large stores (3D Shapes, MPI3D) are ``np.memmap`` arrays over a cache file in the data home: a batch is
+still one vectorised gather, and only the pages it touches are read (into the page cache, not the heap).
+
+Datasets with per-observation randomness (:class:`NuisanceData`: the dSprites variants' colour, noise
+and crop, SmallNORB's instance) render each observation from its image index *and* a 128-bit
+observation key: the same key gives the same image, every other key fresh nuisance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import hashlib
 
 import numpy as np
 import torch
@@ -50,7 +58,7 @@ class GroundTruthData:
         self.packed_bits = packed_bits
         if store.dtype != np.uint8:
             raise ValueError(f"image store must be uint8, got {store.dtype}")
-        num = int(np.prod(self.factor_sizes))
+        num = self._store_rows()
         if store.shape[0] != num:
             raise UserError(f"{name}: {store.shape[0]} images but the factor grid "
                             f"{dict(zip(self.factor_names, self.factor_sizes))} needs {num}")
@@ -68,9 +76,16 @@ class GroundTruthData:
             [int(np.prod(self.factor_sizes[k + 1:])) for k in range(len(self.factor_sizes))], dtype=np.int64)
         self._device_stores: dict[str, torch.Tensor] = {}
 
+    has_nuisance = False
+
+    def _store_rows(self) -> int:
+        """Rows the store must have: one per factor combination (more with stored nuisance, e.g. SmallNORB)."""
+        return int(np.prod(self.factor_sizes))
+
     # -- sizes and factors ----------------------------------------------------------------------
     def __len__(self) -> int:
-        return self._store.shape[0]
+        """Distinct factor combinations (= image indices)."""
+        return int(np.prod(self.factor_sizes))
 
     @property
     def num_factors(self) -> int:
@@ -109,15 +124,15 @@ class GroundTruthData:
         return rng.integers(0, len(self), size=n, dtype=np.int64)
 
     # -- images ---------------------------------------------------------------------------------
-    def images(self, indices: np.ndarray) -> np.ndarray:
-        """uint8 images ``(n, H, W, C)`` with values 0..255."""
+    def images(self, indices: np.ndarray, *, keys=None) -> np.ndarray:
+        """uint8 images ``(n, H, W, C)`` with values 0..255 (``keys``: see :class:`NuisanceData`; unused here)."""
         indices = self._check_indices(indices)
         rows = self._store[indices]
         if self.packed_bits:
             return (np.unpackbits(rows, axis=-1)[..., None] * np.uint8(255))
         return np.asarray(rows)
 
-    def batch(self, indices, device: str | torch.device | None = None) -> torch.Tensor:
+    def batch(self, indices, device: str | torch.device | None = None, *, keys=None) -> torch.Tensor:
         """Float images ``(n, C, H, W)`` in [0, 1] on ``device``, gathered from the in-memory store.
 
         One tensor gather and one conversion per call: no per-image Python. The result is laid out
@@ -141,8 +156,17 @@ class GroundTruthData:
         device = torch.device(device)
         key = str(device)
         if key not in self._device_stores:
+            # A memory-mapped store (mode "c": copy-on-write, so torch sees a writable buffer) is wrapped
+            # without a copy; moving it to a GPU reads it once.
             host = torch.from_numpy(np.ascontiguousarray(self._store))
-            self._device_stores[key] = host if device.type == "cpu" else host.to(device)
+            if device.type == "cpu":
+                self._device_stores[key] = host
+            else:
+                from disent_bench.data.store import advise
+
+                advise(self._store, "sequential")  # one pass over the whole file
+                self._device_stores[key] = host.to(device)
+                advise(self._store, "random")
         return self._device_stores[key]
 
     def _check_indices(self, indices) -> np.ndarray:
@@ -154,3 +178,65 @@ class GroundTruthData:
     @property
     def nbytes(self) -> int:
         return int(self._store.nbytes)
+
+    @property
+    def memory_mapped(self) -> bool:
+        return isinstance(self._store, np.memmap)
+
+
+def batch_keys(indices: np.ndarray) -> np.ndarray:
+    """Observation keys ``(n, 2)`` uint64 for a batch drawn without explicit keys (training, pictures).
+
+    Key ``(h, j)``: ``h`` a 64-bit hash of the whole batch of indices, ``j`` the position in it. So a batch
+    is reproducible from the indices alone (which training draws from its seed, and draws again the
+    same way after a resume), while two draws of one index (in one batch or in two different batches)
+    get different nuisance, unless the whole batch repeats.
+    """
+    indices = np.ascontiguousarray(np.asarray(indices, dtype="<i8"))
+    digest = hashlib.blake2b(indices.tobytes(), digest_size=8, person=b"disent-obs").digest()
+    keys = np.empty((indices.size, 2), dtype=np.uint64)
+    keys[:, 0] = np.frombuffer(digest, dtype="<u8")[0]
+    keys[:, 1] = np.arange(indices.size, dtype=np.uint64)
+    return keys
+
+
+def observation_rngs(keys: np.ndarray) -> list[np.random.Generator]:
+    """One independent numpy generator per observation key (Philox, keyed by the 128-bit key)."""
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1, 2)
+    return [np.random.Generator(np.random.Philox(key=key)) for key in keys]
+
+
+class NuisanceData(GroundTruthData):
+    """Ground-truth data whose observations also draw randomness that is not a factor.
+
+    Subclasses implement :meth:`observe`: float32 images ``(n, H, W, C)`` in [0, 1] for image indices
+    and one observation key each. :meth:`batch` and :meth:`images` take the keys as ``keys=``; without
+    them, keys come from :func:`batch_keys` (reproducible from the indices, fresh per draw).
+    """
+
+    has_nuisance = True
+
+    def observe(self, indices: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _keys(self, indices: np.ndarray, keys) -> np.ndarray:
+        if keys is None:
+            return batch_keys(indices)
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1, 2)
+        if len(keys) != indices.size:
+            raise ValueError(f"{len(keys)} observation keys for {indices.size} indices")
+        return keys
+
+    def images(self, indices: np.ndarray, *, keys=None) -> np.ndarray:
+        indices = self._check_indices(indices).reshape(-1)
+        observed = self.observe(indices, self._keys(indices, keys))
+        return np.rint(observed * np.float32(255.0)).astype(np.uint8)
+
+    def batch(self, indices, device: str | torch.device | None = None, *, keys=None) -> torch.Tensor:
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        if isinstance(indices, torch.Tensor):
+            indices = indices.detach().to("cpu").numpy()
+        indices = self._check_indices(indices).reshape(-1)
+        observed = self.observe(indices, self._keys(indices, keys))
+        # Channels-last in memory like GroundTruthData.batch (a view of the HWC array).
+        return torch.from_numpy(observed).permute(0, 3, 1, 2).to(device)

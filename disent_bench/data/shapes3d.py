@@ -12,7 +12,9 @@ Official file (``3dshapes.h5``, https://github.com/deepmind/3d-shapes)
     the grid the file holds, and checks that it is a complete factorial in row-major order.
     ``images`` is gzip-compressed in large chunks: random access through h5py decompresses a whole
     chunk per image (~1000x slower), so it is read once, sequentially, in chunk-aligned blocks straight
-    into one preallocated uint8 array (5.5 GiB for the real file; never float).
+    into one preallocated uint8 array (5.5 GiB for the real file; never float). ``get_dataset`` converts
+    it once into a memory-mapped cache file in the data home (:mod:`disent_bench.data.store`), so training
+    and scoring keep only the pages they touch resident.
 
 Synthetic renderer
     :mod:`disent_bench.data.shapes3d_render` ray-casts the same kind of scene (room, sky, shaded
@@ -31,7 +33,8 @@ import numpy as np
 from disent_bench._io import check_output_path
 from disent_bench.data import shapes3d_render as render
 from disent_bench.data.base import GroundTruthData
-from disent_bench.data.spec import DatasetSpec
+from disent_bench.data.spec import DatasetSpec, LoadContext
+from disent_bench.data.store import cached_store
 from disent_bench.errors import UserError
 from disent_bench.progress import ProgressReporter
 
@@ -132,11 +135,14 @@ def _check_factorial(classes: np.ndarray, values: tuple[np.ndarray, ...], path) 
                         "so the file looks shuffled)")
 
 
-def load_official(path: str | os.PathLike, *, progress: bool = True) -> GroundTruthData:
+def load_official(path: str | os.PathLike, *, progress: bool = True, cache_dir: Path | None = None,
+                  checksum: str | None = None) -> GroundTruthData:
     """Load an official-format 3D Shapes HDF5 file (the full file, or a reduced grid written the same way).
 
     The factor grid is inferred from ``labels`` (a subset of the official values per factor); the file's
-    ``factor_values`` are those values.
+    ``factor_values`` are those values. With ``cache_dir`` the images are converted once into a
+    memory-mapped cache file there (keyed by ``checksum``) instead of being read into the heap: the full
+    set is 5.5 GiB of uint8.
     """
     import h5py
 
@@ -164,19 +170,31 @@ def load_official(path: str | os.PathLike, *, progress: bool = True) -> GroundTr
         values = tuple(grid[p] for grid, p in zip(FACTOR_VALUES, present))
         _check_factorial(classes, values, path)
         del classes
-        store = _read_images(images, path, progress)
+        if cache_dir is not None:
+            store = cached_store(cache_dir, "shapes3d", checksum or "nochecksum", tuple(images.shape),
+                                 lambda out: _read_images(images, path, progress, out))
+        else:
+            store = _read_images(images, path, progress)
     sizes = tuple(len(p) for p in present)
-    return GroundTruthData("shapes3d", "official", FACTOR_NAMES, sizes, store, path=str(path), factor_values=values)
+    return GroundTruthData("shapes3d", "official", FACTOR_NAMES, sizes, store, path=str(path), factor_values=values,
+                           checksum=checksum)
 
 
-def _read_images(images, path: Path, progress: bool) -> np.ndarray:
+def open_official(context: LoadContext) -> GroundTruthData:
+    """The verified official file, converted once into a memory-mapped store in the data home's cache."""
+    return load_official(context.paths[OFFICIAL_FILENAME], progress=context.progress, cache_dir=context.cache_dir,
+                         checksum=context.checksum)
+
+
+def _read_images(images, path: Path, progress: bool, store: np.ndarray | None = None) -> np.ndarray:
     """Read an h5py uint8 dataset sequentially, in chunk-aligned blocks, into one preallocated array."""
     count = images.shape[0]
-    try:
-        store = np.empty(images.shape, dtype=np.uint8)
-    except MemoryError:
-        raise UserError(f"{path}: not enough memory for {images.shape[0]} images "
-                        f"({np.prod(images.shape) / 2**30:.1f} GiB as uint8)") from None
+    if store is None:
+        try:
+            store = np.empty(images.shape, dtype=np.uint8)
+        except MemoryError:
+            raise UserError(f"{path}: not enough memory for {images.shape[0]} images "
+                            f"({np.prod(images.shape) / 2**30:.1f} GiB as uint8)") from None
     chunk_rows = images.chunks[0] if images.chunks else 1
     per_image = int(np.prod(images.shape[1:]))
     block = max(chunk_rows, (READ_BLOCK_BYTES // per_image) // chunk_rows * chunk_rows)
@@ -422,6 +440,7 @@ SPEC = DatasetSpec(
     official_sha256=OFFICIAL_SHA256,
     official_md5=OFFICIAL_MD5,
     load_official=load_official,
+    open_official=open_official,
     factor_values=FACTOR_VALUES,
     description="3D Shapes (Burgess & Kim 2018): 480,000 RGB 64x64 images of an object in a room",
 )

@@ -177,3 +177,97 @@ class CodeView:
     def std(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.cache.std is None else self.cache.std[self.cache.slots(indices)]
 
+
+
+class ObservationSet:
+    """Every drawn occurrence of an image index as an observation of its own, for datasets with nuisance.
+
+    On a dataset whose observations draw randomness besides the factors (``dataset.has_nuisance``: the
+    dSprites variants' colour, noise and crop, SmallNORB's instance), two draws of one factor row are two
+    different images, so the encode-once cache must not reuse one encoding for every occurrence of an
+    index. Each metric draws through its own :meth:`drawer`: every index it draws becomes a new
+    observation id (0, 1, 2, ... over the whole evaluation) that remembers its image index and its
+    observation key ``(metric nuisance key, number of the observation within the metric)``. The cache
+    then encodes observation ids (each exactly once: ``images_encoded`` is the number of draws), the
+    metrics read factors through them, and an observation's image is reproducible from the seed and
+    independent of which other metrics run.
+    """
+
+    def __init__(self, dataset: GroundTruthData) -> None:
+        self.dataset = dataset
+        self._indices: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []
+        self._count = 0
+        self._index = np.zeros(0, dtype=np.int64)
+        self._key = np.zeros((0, 2), dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def drawer(self, nuisance_key: int) -> _ObservationDrawer:
+        return _ObservationDrawer(self, int(nuisance_key))
+
+    def _allocate(self, indices: np.ndarray, nuisance_key: int, first: int) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        keys = np.empty((indices.size, 2), dtype=np.uint64)
+        keys[:, 0] = np.uint64(nuisance_key)
+        keys[:, 1] = np.arange(first, first + indices.size, dtype=np.uint64)
+        self._indices.append(indices.reshape(-1))
+        self._keys.append(keys)
+        ids = np.arange(self._count, self._count + indices.size, dtype=np.int64).reshape(indices.shape)
+        self._count += indices.size
+        return ids
+
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._index) != self._count:
+            self._index = np.concatenate(self._indices) if self._indices else np.zeros(0, np.int64)
+            self._key = np.concatenate(self._keys) if self._keys else np.zeros((0, 2), np.uint64)
+        return self._index, self._key
+
+    def image_indices(self, ids: np.ndarray) -> np.ndarray:
+        return self._tables()[0][np.asarray(ids, dtype=np.int64)]
+
+    def factors_of(self, ids: np.ndarray) -> np.ndarray:
+        return self.dataset.factors_of(self.image_indices(ids))
+
+    def batch(self, ids, device=None, **_) -> torch.Tensor:
+        index, key = self._tables()
+        ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        return self.dataset.batch(index[ids], device, keys=key[ids])
+
+
+class _ObservationDrawer:
+    """One metric's view of the dataset: draws return fresh observation ids, everything else is the dataset's."""
+
+    def __init__(self, observations: ObservationSet, nuisance_key: int) -> None:
+        self._observations = observations
+        self._key = nuisance_key
+        self._drawn = 0
+
+    def _new(self, indices: np.ndarray) -> np.ndarray:
+        ids = self._observations._allocate(indices, self._key, self._drawn)
+        self._drawn += int(np.asarray(indices).size)
+        return ids
+
+    def index_of(self, factor_classes: np.ndarray) -> np.ndarray:
+        return self._new(self._observations.dataset.index_of(factor_classes))
+
+    def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._new(self._observations.dataset.sample_indices(n, rng))
+
+    def factors_of(self, ids: np.ndarray) -> np.ndarray:
+        return self._observations.factors_of(ids)
+
+    def images(self, ids: np.ndarray) -> np.ndarray:
+        index, key = self._observations._tables()
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        return self._observations.dataset.images(index[ids], keys=key[ids])
+
+    def batch(self, ids, device=None, **_) -> torch.Tensor:
+        return self._observations.batch(ids, device)
+
+    def __getattr__(self, name: str):
+        return getattr(self._observations.dataset, name)
+
+    def __len__(self) -> int:
+        return len(self._observations.dataset)
