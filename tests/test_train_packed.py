@@ -125,3 +125,18 @@ def test_speed_pack_command_prints_json():
     assert result["pack"] == 2 and result["alone_images_per_s"] > 0
     assert result["speedup"] == pytest.approx(result["pack_images_per_s"] / result["alone_images_per_s"])
     assert result["per_run_images_per_s"] == pytest.approx(result["pack_images_per_s"] / 2)
+
+
+def test_packed_runs_see_their_own_nuisance(tmp_path):
+    from disent_bench import data as data_api
+    from disent_bench.data.dsprites_variants import NoisyDSprites
+
+    noisy = NoisyDSprites(data_api.get_dataset("dsprites_tiny", "synthetic", tmp_path, progress=False))
+    params = PAIRS["beta_vae"]
+    alone = [train(models.build("beta_vae", in_channels=3, **p), noisy, c, progress=False)
+             for p, c in zip(params, configs())]
+    packed = train_packed([models.build("beta_vae", in_channels=3, **p) for p in params], noisy, configs(),
+                          progress=False)
+    for a, b in zip(alone, packed):  # the same noisy images as alone, so the same losses and weights
+        assert b.log[-1]["reconstruction"] == pytest.approx(a.log[-1]["reconstruction"], rel=LOSS_TOLERANCE)
+        assert close_weights(a.model, b.model) < WEIGHT_TOLERANCE

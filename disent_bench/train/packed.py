@@ -221,10 +221,14 @@ def train_packed(models: Sequence[BaseModel], dataset: GroundTruthData, configs:
                           completed=sessions[0].step) as reporter:
         while active and not sessions[active[0]].finished:
             step = sessions[active[0]].step
-            indices = torch.cat([torch.randint(num_images, (batch,), generator=sessions[k].sample_gen, device=device)
-                                 for k in active])
-            images = dataset.batch(indices, device)
-            images = images.reshape(len(active), batch, *images.shape[1:])
+            member_indices = [torch.randint(num_images, (batch,), generator=sessions[k].sample_gen, device=device)
+                              for k in active]
+            if dataset.has_nuisance:
+                # Nuisance is keyed on each batch's own indices: gather each run's batch as it would alone.
+                images = torch.stack([dataset.batch(indices, device) for indices in member_indices])
+            else:  # one gather for the whole pack
+                images = dataset.batch(torch.cat(member_indices), device)
+                images = images.reshape(len(active), batch, *images.shape[1:])
             noises = [models[k].draw_noise(batch, sessions[k].noise_gen, device, dtype) for k in active]
             noise = {key: torch.stack([n[key] for n in noises]) for key in noises[0]}
             hypers = [models[k].hyper_parameters() for k in active]
