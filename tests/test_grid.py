@@ -159,7 +159,8 @@ def test_slurm_and_resources_accepted(tmp_path):
         array_parallelism = 8
         """)
     grid = load_grid(write(tmp_path, text))
-    assert grid.resources == {"gpus_per_run": 0.5, "cpus_per_run": 2}
+    assert grid.resources == {"gpus_per_run": 0.5, "cpus_per_run": 2, "pack": "auto"}
+    assert load_grid(write(tmp_path, BASE)).resources["cpus_per_run"] == 1  # the default
     assert grid.slurm["partition"] == "gpu"
 
 
