@@ -119,19 +119,13 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_scores(env):
-    """The tiny grid with the local executor in this process, one torch thread (as cpus_per_run = 1)."""
-    import torch
-
+    """The tiny grid with the local executor in this process (the grid's cpus_per_run threads, whatever this
+    process was set to: the executors must give the same numbers)."""
     from disent_bench.executors import get_executor
 
     grid = _write_grid(env / "grid.toml")
     runs = expand(load_grid(grid))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        outcomes = get_executor("local").run(runs, env / "out_local", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    outcomes = get_executor("local").run(runs, env / "out_local", progress=False)
     assert [o.status for o in outcomes] == ["done", "done"], outcomes
     return {"grid": grid, "runs": runs, "scores": _scores(env / "out_local")}
 
