@@ -439,41 +439,68 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
 # numpy's pairwise summation (what ``ndarray.mean`` uses), for the leaf values' averages.
 # ---------------------------------------------------------------------------------------------------
 @_jit
-def _pairwise_sum(a, lo, n):
+def _block_sum(a, lo, n):
+    """numpy's sum of at most 128 values: eight interleaved accumulators, then the rest in order."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
             res += a[i]
         return res
-    if n <= 128:
-        r0 = a[lo]
-        r1 = a[lo + 1]
-        r2 = a[lo + 2]
-        r3 = a[lo + 3]
-        r4 = a[lo + 4]
-        r5 = a[lo + 5]
-        r6 = a[lo + 6]
-        r7 = a[lo + 7]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+    r = np.empty(8, np.float64)
+    for j in range(8):
+        r[j] = a[lo + j]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        for j in range(8):
+            r[j] += a[lo + i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_jit
+def _pairwise_sum(a, lo, n):
+    """numpy's pairwise sum of ``a[lo:lo + n]``: halves (cut at a multiple of 8) summed recursively.
+
+    Written with explicit stacks, not recursion: numba's on-disk cache mishandles recursive functions.
+    """
+    frame_lo = np.empty(128, np.int64)
+    frame_n = np.empty(128, np.int64)
+    frame_combine = np.empty(128, np.bool_)
+    sums = np.empty(128, np.float64)
+    frame_lo[0] = lo
+    frame_n[0] = n
+    frame_combine[0] = False
+    frames = 1
+    n_sums = 0
+    while frames > 0:
+        frames -= 1
+        f_lo = frame_lo[frames]
+        f_n = frame_n[frames]
+        if frame_combine[frames]:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+        elif f_n <= 128:
+            sums[n_sums] = _block_sum(a, f_lo, f_n)
+            n_sums += 1
+        else:
+            half = f_n // 2
+            half -= half % 8
+            frame_combine[frames] = True  # after both halves: add them (left + right)
+            frames += 1
+            frame_lo[frames] = f_lo + half
+            frame_n[frames] = f_n - half
+            frame_combine[frames] = False
+            frames += 1
+            frame_lo[frames] = f_lo
+            frame_n[frames] = half
+            frame_combine[frames] = False
+            frames += 1
+    return sums[0]
 
 
 @_jit
@@ -726,12 +753,19 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
             else:
                 neg_gradient = _neg_gradient_multinomial(y_float, raw)
             seeds = [int(rng.randint(0, RAND_R_MAX)) for _ in range(n_trees)]
+            first = 0
+            if pool is None or stage == 0:
+                # The very first tree is grown here: numba compiles (or loads its cache) on the first call,
+                # which must not happen in several threads at once.
+                grow(stage, 0, neg_gradient, seeds[0])
+                first = 1
             if pool is None:
-                for k in range(n_trees):
+                for k in range(first, n_trees):
                     grow(stage, k, neg_gradient, seeds[k])
             else:
                 # Tree k writes only raw[:, k] and its own node arrays: independent within a stage.
-                for future in [pool.submit(grow, stage, k, neg_gradient, seeds[k]) for k in range(n_trees)]:
+                futures = [pool.submit(grow, stage, k, neg_gradient, seeds[k]) for k in range(first, n_trees)]
+                for future in futures:
                     future.result()
     finally:
         if pool is not None:
