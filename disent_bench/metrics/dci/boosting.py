@@ -210,10 +210,18 @@ def _sum_left_at(y, samples, start, end, pos, new_pos, sum_left, sum_total):
 
 
 @_jit
-def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_right, node_feature,
-                node_threshold, node_impurity, node_weight, node_value, leaf_of):
-    """Grow one tree on ``(X, y)``; fill the node arrays and each sample's leaf; return the node count."""
-    n, n_features = X.shape
+def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right, node_feature,
+                node_threshold, node_impurity, node_weight, node_value, leaf_of, exact):
+    """Grow one tree on ``(X, y)`` given ``XT = X.T`` (contiguous: a feature's values are gathered at
+    random sample indices); fill the node arrays and each sample's leaf; return the node count.
+
+    ``exact``: follow scikit-learn's sample order everywhere (introsort for features with repeated values),
+    so every sum is rounded as there. Otherwise every feature's order comes from ``presorted`` (equal
+    values then sit in another order, so sums may differ in the last bits); such a build returns -1 as
+    soon as a decision could depend on those bits (two candidate splits closer than the worst-case
+    rounding difference, a near-zero impurity or improvement), and the caller builds the tree exactly.
+    """
+    n_features, n = XT.shape
     samples = np.arange(n)
     values = np.empty(n, np.float32)
     features = np.arange(n_features)
@@ -258,11 +266,13 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
 
         sum_total = 0.0
         sq_sum_total = 0.0
+        abs_sum = 0.0
         w_node = 0.0
         for p in range(start, end):
             yi = y[samples[p]]
             sum_total += yi
             sq_sum_total += yi * yi
+            abs_sum += abs(yi)
             w_node += 1.0
 
         is_leaf = depth >= max_depth or n_node < 2
@@ -270,6 +280,8 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
             mean = sum_total / w_node
             impurity = sq_sum_total / w_node - mean * mean
             first = False
+        if not exact and abs(impurity) < 1e-12 and n_node > 1:
+            return -1  # pure or nearly: "impurity <= EPSILON" could go either way with other rounding
         is_leaf = is_leaf or impurity <= _EPSILON
 
         best_pos = end
@@ -281,6 +293,10 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
         if not is_leaf:
             # ---- best split over features visited in random order (Fisher-Yates draws) ----
             best_proxy = -np.inf
+            second_proxy = -np.inf
+            # Worst-case difference between two summation orders of a node's partial sums, in proxy units
+            # (|residuals| <= 1): two candidates closer than this could be ranked either way.
+            tie_tolerance = 8.0 * n_node * _EPSILON * (abs_sum + 1.0)
             f_i = n_features
             n_visited = 0
             n_found_constants = 0
@@ -297,15 +313,15 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
                     continue
                 f_j += n_found_constants
                 feature = features[f_j]
-                if has_ties[feature]:
+                if exact and has_ties[feature]:
                     for p in range(start, end):
-                        values[p] = X[samples[p], feature]
+                        values[p] = XT[feature, samples[p]]
                     _introsort(values, samples, start, n_node)
                 else:
                     for p in range(start, end):
                         s = sorted_seg[feature, p]
                         samples[p] = s
-                        values[p] = X[s, feature]
+                        values[p] = XT[feature, s]
                 if values[end - 1] <= values[start] + _FEATURE_THRESHOLD:
                     t = features[f_j]
                     features[f_j] = features[n_total_constants]
@@ -334,10 +350,15 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
                     sum_right = sum_total - sum_left
                     proxy = sum_left * sum_left / w_left + sum_right * sum_right / w_right
                     if proxy > best_proxy:
+                        second_proxy = best_proxy
                         best_proxy = proxy
                         best_pos = p
                         best_feature = feature
                         best_threshold = np.float64(values[p - 1]) / 2.0 + np.float64(values[p]) / 2.0
+                    elif proxy > second_proxy:
+                        second_proxy = proxy
+            if not exact and best_proxy - second_proxy <= tie_tolerance:
+                return -2
 
             improvement = -np.inf
             if best_pos < end:
@@ -345,7 +366,7 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
                 lo = start
                 hi = end
                 while lo < hi:
-                    if np.float64(X[samples[lo], best_feature]) <= best_threshold:
+                    if np.float64(XT[best_feature, samples[lo]]) <= best_threshold:
                         lo += 1
                     else:
                         hi -= 1
@@ -367,6 +388,8 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
                 imp_right = sq_right / w_right - mean_right * mean_right
                 improvement = (w_node / w_total) * (impurity - (w_right / w_node * imp_right)
                                                     - (w_left / w_node * imp_left))
+                if not exact and abs(improvement) < 1e-12:
+                    return -3
             # constant-feature bookkeeping shared with the rest of the tree
             for i in range(n_known_constants):
                 features[i] = constant_features[i]
@@ -401,7 +424,7 @@ def _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_righ
             for p in range(best_pos, end):
                 goes_left[samples[p]] = False
             for f in range(n_features):
-                if has_ties[f]:
+                if exact and has_ties[f]:
                     continue
                 a = start
                 b = 0
@@ -510,15 +533,20 @@ def _average(a):
 
 
 @_jit
-def _fit_one_tree(X, neg_gradient, y_true, k, presorted, has_ties, seed, max_depth, learning_rate, factor,
+def _fit_one_tree(XT, neg_gradient, y_true, k, presorted, has_ties, seed, max_depth, learning_rate, factor,
                   raw, node_left, node_right, node_feature, node_threshold, node_impurity, node_weight,
                   node_value):
     """Tree ``k`` of a stage: grow it on the negative gradient, set its leaves by one Newton step, add it."""
-    n = X.shape[0]
+    n = XT.shape[1]
     y = np.ascontiguousarray(neg_gradient[:, k])
     leaf_of = np.empty(n, np.int64)
-    node_count = _build_tree(X, y, presorted, has_ties, seed, max_depth, node_left, node_right,
-                             node_feature, node_threshold, node_impurity, node_weight, node_value, leaf_of)
+    node_count = _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right,
+                             node_feature, node_threshold, node_impurity, node_weight, node_value, leaf_of,
+                             False)
+    if node_count < 0:  # a decision too close to call in another summation order: build it exactly
+        node_count = _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right,
+                                 node_feature, node_threshold, node_impurity, node_weight, node_value,
+                                 leaf_of, True)
     # Leaf values (samples of each leaf in index order, as numpy would gather them).
     counts = np.zeros(node_count, np.int64)
     for i in range(n):
@@ -717,6 +745,7 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
     raw = np.ascontiguousarray(raw, dtype=np.float64)
     init_raw = raw[0].copy()
 
+    XT = np.ascontiguousarray(X32.T)
     presorted = np.empty((n_features, n), np.int64)
     has_ties = np.zeros(n_features, np.bool_)
     for f in range(n_features):
@@ -740,7 +769,7 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
 
     def grow(stage: int, k: int, neg_gradient: np.ndarray, seed: int) -> None:
         model.node_count[stage, k] = _fit_one_tree(
-            X32, neg_gradient, targets[k], k, presorted, has_ties, seed, max_depth, float(learning_rate),
+            XT, neg_gradient, targets[k], k, presorted, has_ties, seed, max_depth, float(learning_rate),
             factor, raw, model.left[stage, k], model.right[stage, k], model.feature[stage, k],
             model.threshold[stage, k], model.impurity[stage, k], model.weight[stage, k],
             model.value[stage, k])
