@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.stats
+import torch
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
@@ -101,9 +102,10 @@ def importance_gbt(train_codes: np.ndarray, train_factors: np.ndarray, test_code
     return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
 
 
-def dci_from_codes(train_codes, train_factors, test_codes, test_factors, random_state: int = 0) -> dict[str, float]:
+def dci_from_codes(train_codes, train_factors, test_codes, test_factors, random_state: int = 0, *,
+                   estimator: str = "exact", n_threads: int | None = None) -> dict[str, float]:
     importance, train_acc, test_acc = importance_gbt(train_codes, train_factors, test_codes, test_factors,
-                                                     random_state)
+                                                     random_state, estimator=estimator, n_threads=n_threads)
     return {"disentanglement": disentanglement(importance), "completeness": completeness(importance),
             "informativeness_train": train_acc, "informativeness_test": test_acc}
 
@@ -114,5 +116,6 @@ draw = draw_train_test
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,
             random_state: int) -> dict[str, float]:
     train, test = draws["train"], draws["test"]
+    # As many boosting threads as torch may use in this run (the run's CPU share); numbers do not change.
     return dci_from_codes(view.codes(train), dataset.factors_of(train), view.codes(test),
-                          dataset.factors_of(test), random_state)
+                          dataset.factors_of(test), random_state, n_threads=torch.get_num_threads())
