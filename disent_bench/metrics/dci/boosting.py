@@ -280,7 +280,7 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
             mean = sum_total / w_node
             impurity = sq_sum_total / w_node - mean * mean
             first = False
-        if not exact and abs(impurity) < 1e-12 and n_node > 1:
+        if not exact and abs(impurity) < 1e-12 and n_node > 1 and depth < max_depth:
             return -1  # pure or nearly: "impurity <= EPSILON" could go either way with other rounding
         is_leaf = is_leaf or impurity <= _EPSILON
 
@@ -388,7 +388,8 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
                 imp_right = sq_right / w_right - mean_right * mean_right
                 improvement = (w_node / w_total) * (impurity - (w_right / w_node * imp_right)
                                                     - (w_left / w_node * imp_left))
-                if not exact and abs(improvement) < 1e-12:
+                # "improvement + EPSILON < 0" could flip only within the rounding of the improvement
+                if not exact and abs(improvement) < 64.0 * _EPSILON * (w_node / w_total) * (abs(impurity) + 1.0):
                     return -3
             # constant-feature bookkeeping shared with the rest of the tree
             for i in range(n_known_constants):
