@@ -1,4 +1,7 @@
-"""``disent-bench speed``: training and encoding images/s here, and the loop's efficiency vs a bare loop."""
+"""``disent-bench speed``: training and encoding images/s here, and the loop's efficiency vs a bare loop.
+
+``disent-bench speed --eval``: the time of each metric in a whole evaluation (paper preset by default).
+"""
 
 from __future__ import annotations
 
@@ -28,8 +31,22 @@ def register(app: typer.Typer) -> None:
         pack: Annotated[Optional[int], typer.Option(
             "--pack", min=1, help="Instead: images/s of N runs trained packed against one run alone.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+        eval_: Annotated[bool, typer.Option(
+            "--eval", help="Time a whole evaluation of the reference encoder instead: seconds per metric, "
+                           "encoding vs bare forward images/s.")] = False,
+        preset: Annotated[str, typer.Option(help="With --eval: the metric preset.")] = "paper",
+        metrics: Annotated[Optional[str], typer.Option(
+            help="With --eval: comma-separated metrics (default: all).")] = None,
+        dataset: Annotated[str, typer.Option(help="With --eval: the dataset.")] = "dsprites",
+        source: Annotated[str, typer.Option(help="With --eval: auto, official or synthetic.")] = "synthetic",
+        dci_baseline: Annotated[bool, typer.Option(
+            "--dci-baseline", help="With --eval: also time DCI's classifiers with scikit-learn's estimator "
+                                   "on the same codes (slow: minutes at the paper preset).")] = False,
     ) -> None:
         """Measure training images/s of the real loop and of a bare loop (their ratio), and encoding images/s."""
+        if eval_:
+            _print_eval(device, threads, preset, metrics, dataset, source, dci_baseline, as_json)
+            return
         from disent_bench.speed import measure_pack_speed, measure_speed
 
         if pack is not None:
@@ -76,3 +93,39 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
         typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
                    f"channels_last={result['channels_last']}; torch {result['torch_version']}")
+
+
+def _print_eval(device: str, threads: int | None, preset: str, metrics: str | None, dataset: str, source: str,
+                dci_baseline: bool, as_json: bool) -> None:
+    from disent_bench.speed_eval import measure_eval
+
+    result = measure_eval(device, preset=preset, metrics=metrics, dataset=dataset, source=source, threads=threads,
+                          dci_baseline=dci_baseline, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"disent-bench speed --eval: {result['preset']} preset, {result['dataset']}, "
+                        f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    total = result["seconds"]
+    table.add_row(f"encoding ({result['images_encoded']:,} distinct images)", f"{result['encoding_seconds']:.1f}",
+                  f"{result['encoding_seconds'] / total:.0%}")
+    for name, seconds in result["metric_seconds"].items():
+        table.add_row(name, f"{seconds:.1f}", f"{seconds / total:.0%}")
+    table.add_row("whole evaluation", f"{total:.1f}", "100%")
+    Console().print(table)
+    typer.echo(f"encoding {result['encode_images_per_s']:,.0f} images/s (gathering included) vs bare forward "
+               f"{result['bare_encode_images_per_s']:,.0f} images/s (batch {result['batch_size']}, inference "
+               f"mode): {result['encode_ratio']:.0%}; torch {result['torch_version']}")
+    baseline = result.get("dci_baseline")
+    if baseline:
+        typer.echo(f"DCI classifiers on {baseline['num_train']:,} + {baseline['num_test']:,} codes, factor sizes "
+                   f"{baseline['factor_sizes']}: exact re-implementation {baseline['exact_seconds']:.1f} s, "
+                   f"scikit-learn {baseline['sklearn_seconds']:.1f} s ({baseline['speedup']:.1f}x); largest "
+                   f"importance difference {baseline['max_importance_difference']:.1e}, accuracy differences "
+                   f"{baseline['accuracy_differences']}")

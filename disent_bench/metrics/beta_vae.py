@@ -6,8 +6,11 @@ Higgins et al. 2017, "beta-VAE: Learning Basic Visual Concepts with a Constraine
 
 One point: pick a factor ``k`` uniformly; draw two batches of ``batch_size`` factor rows independently;
 copy column ``k`` of the first batch into the second (equal pairwise, not constant over the batch);
-feature = mean over the batch of ``|z1 - z2|``; label = ``k``. A ``LogisticRegression`` with sklearn
-defaults (no scaling) is fitted on ``num_train`` points and scored on ``num_eval`` fresh points.
+feature = mean over the batch of ``|z1 - z2|``; label = ``k``. A ``LogisticRegression`` with the
+reference's scikit-learn 0.20 defaults (no scaling) is fitted on ``num_train`` points and scored on
+``num_eval`` fresh points. Those defaults are pinned (:func:`~disent_bench.metrics.sklearn_utils.logistic_regression`):
+liblinear, one-vs-rest over factors, L2 penalty, C=1.0, tol=1e-4, max_iter=100, fit_intercept=True,
+intercept_scaling=1; today's default (lbfgs, multinomial) would give other numbers.
 
 Here all points are drawn at once and their features computed from the shared representation cache.
 """
@@ -15,11 +18,10 @@ Here all points are drawn at once and their features computed from the shared re
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
-from disent_bench.metrics.sklearn_utils import quiet_fit
+from disent_bench.metrics.sklearn_utils import logistic_regression, quiet_fit
 
 NAME = "beta_vae"
 
@@ -60,7 +62,7 @@ def score_features(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
         # LogisticRegression needs two classes; with one factor every prediction is that factor.
         predict = lambda x: np.full(x.shape[0], train_y[0])  # noqa: E731
     else:
-        model = LogisticRegression(random_state=random_state)
+        model = logistic_regression(random_state)
         quiet_fit(model, train_x, train_y)
         predict = model.predict
     return {"train_accuracy": float(np.mean(predict(train_x) == train_y)),

@@ -8,9 +8,12 @@ Locatello et al. 2019):
   ``num_train`` random images): per code, ``theta = max_j m^2``, ``delta = (sum_j m^2 - theta) /
   (theta * (K - 1))``, score ``1 - delta``; codes with ``theta = 0`` score 0; mean over codes.
 * Explicitness: codes standardised with the training mean and standard deviation; per factor, a
-  ``LogisticRegression`` (sklearn defaults) on all codes; the ROC AUC of its class probabilities against
-  the one-vs-rest binarised labels (macro average over classes), on the training images and on
-  ``num_test`` fresh ones; mean over factors. ``explicitness`` is the test value.
+  ``LogisticRegression`` (the reference's scikit-learn 0.20 defaults, pinned: liblinear, one-vs-rest,
+  L2 penalty, C=1.0, tol=1e-4, max_iter=100, fit_intercept=True, intercept_scaling=1; see
+  :func:`~disent_bench.metrics.sklearn_utils.logistic_regression`) on all codes; the ROC AUC of its class
+  probabilities (one-vs-rest sigmoid scores normalised per sample) against the one-vs-rest binarised
+  labels (macro average over classes), on the training images and on ``num_test`` fresh ones; mean over
+  factors. ``explicitness`` is the test value.
 
 Where the reference would divide by zero or crash, we choose the neutral reading and say so: a code with
 zero standard deviation is left at 0 after centring (the reference gives NaN), and classes absent from
@@ -22,13 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.stats
-from sklearn.linear_model import LogisticRegression
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
 from disent_bench.metrics.sampling import draw_train_test
 from disent_bench.metrics.discrete import histogram_discretize, mutual_info_matrix
-from disent_bench.metrics.sklearn_utils import quiet_fit
+from disent_bench.metrics.sklearn_utils import logistic_regression, quiet_fit
 
 NAME = "modularity"
 
@@ -81,7 +83,7 @@ def explicitness(train_codes: np.ndarray, train_factors: np.ndarray, test_codes:
         y = train_factors[:, j]
         if np.unique(y).size < 2:
             continue  # one class: AUC is undefined
-        model = quiet_fit(LogisticRegression(random_state=random_state), train_x, y)
+        model = quiet_fit(logistic_regression(random_state), train_x, y)
         train_scores.append(ovr_auc(model.classes_, model.predict_proba(train_x), y))
         test_scores.append(ovr_auc(model.classes_, model.predict_proba(test_x), test_factors[:, j]))
     if not train_scores:

@@ -3,7 +3,10 @@
 Kumar et al. 2018, "Variational Inference of Disentangled Latent Concepts from Unlabeled Observations"
 (ICLR), as estimated by google-research/disentanglement_lib (``evaluation/metrics/sap_score.py``,
 Locatello et al. 2019, discrete factors): for each (code ``i``, factor ``j``) a
-``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")`` is fitted on the single feature ``z_i`` of
+``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")`` (the other settings pinned to the reference's
+scikit-learn 0.20 defaults: penalty l2, squared hinge loss, dual=True, tol=1e-4, fit_intercept=True,
+intercept_scaling=1, max_iter=1000, one-vs-rest; today's ``dual="auto"`` picks the primal solver and other
+numbers; see :func:`~disent_bench.metrics.sklearn_utils.linear_svc`) is fitted on the single feature ``z_i`` of
 ``num_train`` random images and scored (accuracy) on ``num_test`` fresh ones; SAP = mean over factors of
 the best minus the second-best code's accuracy.
 
@@ -19,12 +22,11 @@ the evaluation seed so that results are reproducible.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.svm import LinearSVC
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
 from disent_bench.metrics.sampling import draw_train_test
-from disent_bench.metrics.sklearn_utils import quiet_fit
+from disent_bench.metrics.sklearn_utils import linear_svc, quiet_fit
 
 NAME = "sap"
 
@@ -41,7 +43,7 @@ def score_matrix(train_codes: np.ndarray, train_factors: np.ndarray, test_codes:
             if single_class:
                 prediction = np.full(test_codes.shape[0], y[0])  # LinearSVC needs two classes
             else:
-                model = LinearSVC(C=0.01, class_weight="balanced", random_state=random_state)
+                model = linear_svc(random_state)
                 quiet_fit(model, train_codes[:, i:i + 1], y)
                 prediction = model.predict(test_codes[:, i:i + 1])
             scores[i, j] = np.mean(prediction == test_factors[:, j])
