@@ -28,7 +28,7 @@ from disent_bench.errors import UserError
 from disent_bench.metrics import dci, evaluate, parse_metrics
 from disent_bench.metrics.presets import resolve_settings
 from disent_bench.speed import _device_name, _sync
-from disent_bench.train import resolve_device
+from disent_bench.train import TrainConfig, prepare_model, resolve_device
 
 __all__ = ["measure_eval", "bare_encode_rate"]
 
@@ -70,7 +70,9 @@ def measure_eval(device: str = "auto", *, preset: str = "paper", metrics: str | 
         data = get_dataset(dataset, source=source, data_dir=data_dir, progress=progress)
         channels = data.num_channels
         torch.manual_seed(seed)
-        model = models.build("beta_vae", in_channels=channels, beta=4.0).to(torch_device).eval()
+        # Laid out as train() and load_model() leave a trained model (channels-last on a CPU).
+        model = prepare_model(models.build("beta_vae", in_channels=channels, beta=4.0),
+                              TrainConfig(steps=0, device=str(torch_device)), torch_device).eval()
         kwargs = {} if names is None else {"metrics": names}
         start = time.perf_counter()
         scores = evaluate(data, model, preset=preset, seed=seed, device=torch_device, progress=progress,

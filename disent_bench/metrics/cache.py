@@ -58,7 +58,7 @@ class Encoder:
     def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Codes of ``images``: ``(mean, std)``, std None for a deterministic encoder."""
         n = images.shape[0]
-        with torch.no_grad():
+        with torch.inference_mode():  # codes leave as numpy arrays: no autograd bookkeeping at all
             if self.is_model:
                 out = self.encoder.encode(images)
                 if isinstance(out, (tuple, list)):
