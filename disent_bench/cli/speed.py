@@ -55,18 +55,13 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 typer.echo(json.dumps(result))
                 return
-            from rich.console import Console
-            from rich.table import Table
-
-            table = Table(title=f"disent-bench speed --pack {pack}: {result['model']}, batch {result['batch_size']}, "
-                                f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
-            table.add_column("measure")
-            table.add_column("images/s", justify="right")
-            table.add_row("one run alone (train())", f"{result['alone_images_per_s']:,.0f}")
-            table.add_row(f"{pack} runs packed, in total", f"{result['pack_images_per_s']:,.0f}")
-            table.add_row(f"{pack} runs packed, per run", f"{result['per_run_images_per_s']:,.0f}")
-            table.add_row("packed total / alone", f"{result['speedup']:.2f}x")
-            Console().print(table)
+            _print_table(f"disent-bench speed --pack {pack}: {result['model']}, batch {result['batch_size']}, "
+                         f"{result['device']} ({result['device_name']}, {result['threads']} threads)",
+                         ("measure", "images/s"),
+                         [("one run alone (train())", f"{result['alone_images_per_s']:,.0f}"),
+                          (f"{pack} runs packed, in total", f"{result['pack_images_per_s']:,.0f}"),
+                          (f"{pack} runs packed, per run", f"{result['per_run_images_per_s']:,.0f}"),
+                          ("packed total / alone", f"{result['speedup']:.2f}x")])
             typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
                        f"torch {result['torch_version']}")
             return
@@ -77,20 +72,15 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(result))
             return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"disent-bench speed: {result['model']}, batch {result['batch_size']}, "
-                            f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
-        table.add_column("measure")
-        table.add_column("images/s", justify="right")
-        table.add_row("training loop (train())", f"{result['train_images_per_s']:,.0f}")
-        table.add_row("bare loop (one pre-made batch)", f"{result['bare_images_per_s']:,.0f}")
-        table.add_row("ratio loop / bare (wall time)", f"{result['ratio']:.1%}")
-        table.add_row("ratio loop / bare (CPU time)", f"{result['ratio_cpu_time']:.1%}")
-        table.add_row(f"encoding (batch {result['encode_batch_size']}, mean code)",
-                      f"{result['encode_images_per_s']:,.0f}")
-        Console().print(table)
+        _print_table(f"disent-bench speed: {result['model']}, batch {result['batch_size']}, "
+                     f"{result['device']} ({result['device_name']}, {result['threads']} threads)",
+                     ("measure", "images/s"),
+                     [("training loop (train())", f"{result['train_images_per_s']:,.0f}"),
+                      ("bare loop (one pre-made batch)", f"{result['bare_images_per_s']:,.0f}"),
+                      ("ratio loop / bare (wall time)", f"{result['ratio']:.1%}"),
+                      ("ratio loop / bare (CPU time)", f"{result['ratio_cpu_time']:.1%}"),
+                      (f"encoding (batch {result['encode_batch_size']}, mean code)",
+                       f"{result['encode_images_per_s']:,.0f}")])
         typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
                    f"channels_last={result['channels_last']}; torch {result['torch_version']}")
 
@@ -104,21 +94,14 @@ def _print_eval(device: str, threads: int | None, preset: str, metrics: str | No
     if as_json:
         typer.echo(json.dumps(result))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"disent-bench speed --eval: {result['preset']} preset, {result['dataset']}, "
-                        f"{result['device']} ({result['device_name']}, {result['threads']} threads)")
-    table.add_column("part")
-    table.add_column("seconds", justify="right")
-    table.add_column("share", justify="right")
     total = result["seconds"]
-    table.add_row(f"encoding ({result['images_encoded']:,} distinct images)", f"{result['encoding_seconds']:.1f}",
-                  f"{result['encoding_seconds'] / total:.0%}")
-    for name, seconds in result["metric_seconds"].items():
-        table.add_row(name, f"{seconds:.1f}", f"{seconds / total:.0%}")
-    table.add_row("whole evaluation", f"{total:.1f}", "100%")
-    Console().print(table)
+    rows = [(f"encoding ({result['images_encoded']:,} distinct images)", f"{result['encoding_seconds']:.1f}",
+             f"{result['encoding_seconds'] / total:.0%}")]
+    rows += [(name, f"{seconds:.1f}", f"{seconds / total:.0%}") for name, seconds in result["metric_seconds"].items()]
+    rows.append(("whole evaluation", f"{total:.1f}", "100%"))
+    _print_table(f"disent-bench speed --eval: {result['preset']} preset, {result['dataset']}, "
+                 f"{result['device']} ({result['device_name']}, {result['threads']} threads)",
+                 ("part", "seconds", "share"), rows)
     typer.echo(f"encoding {result['encode_images_per_s']:,.0f} images/s (gathering included) vs bare forward "
                f"{result['bare_encode_images_per_s']:,.0f} images/s (batch {result['batch_size']}, inference "
                f"mode): {result['encode_ratio']:.0%}; torch {result['torch_version']}")
@@ -129,3 +112,16 @@ def _print_eval(device: str, threads: int | None, preset: str, metrics: str | No
                    f"scikit-learn {baseline['sklearn_seconds']:.1f} s ({baseline['speedup']:.1f}x); largest "
                    f"importance difference {baseline['max_importance_difference']:.1e}, accuracy differences "
                    f"{baseline['accuracy_differences']}")
+
+
+def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table: the first column left-aligned, the numbers right-aligned."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
