@@ -316,11 +316,15 @@ def _prepare(run: RunSpec, directory: Path, *, progress: bool) -> _Prepared:
 
 
 def _train_and_score(run: RunSpec, directory: Path, *, progress: bool) -> RunOutcome:
+    return _train_prepared(_prepare(run, directory, progress=progress), progress=progress)
+
+
+def _train_prepared(prepared: _Prepared, *, progress: bool) -> RunOutcome:
+    """Train a prepared run alone (resuming), then score and record it."""
     from disent_bench.train import train
 
-    prepared = _prepare(run, directory, progress=progress)
     t0 = time.perf_counter()
-    result = train(prepared.model, prepared.dataset, prepared.config, run_dir=directory, progress=progress)
+    result = train(prepared.model, prepared.dataset, prepared.config, run_dir=prepared.directory, progress=progress)
     prepared.timing["train"] = time.perf_counter() - t0
     return _score_and_record(prepared, result, progress=progress)
 
@@ -546,15 +550,14 @@ def _pack_group(run: RunSpec) -> str | None:
     """Runs with equal groups may share a pack (None: this run trains alone)."""
     from disent_bench import models
 
+    from disent_bench.train.packed import class_pack_problem
+
     try:
         cls = models.resolve(run.model["name"])
     except UserError:
         return None
-    from disent_bench.models.vae import AE, GaussianVAE
-
-    base = GaussianVAE if issubclass(cls, GaussianVAE) else AE if issubclass(cls, AE) else None
-    if base is None or cls.loss is not base.loss:
-        return None  # not packable: trained alone (see disent_bench.train.packed.pack_problem)
+    if class_pack_problem(cls):
+        return None  # not packable: trained alone
     swept = set(getattr(cls, "hyper_parameter_names", ()))
     fixed = {k: v for k, v in run.model["params"].items() if k not in swept}
     train = {k: v for k, v in run.train.items() if k not in ("seed", "checkpoint_every", "log_every")}
@@ -657,13 +660,8 @@ def _train_pack(runs: list[RunSpec], out_dir, *, progress: bool, start: float) -
 
 
 def _train_one(item: _Prepared, *, progress: bool, start: float) -> RunOutcome:
-    from disent_bench.train import train
-
     try:
-        t0 = time.perf_counter()
-        result = train(item.model, item.dataset, item.config, run_dir=item.directory, progress=progress)
-        item.timing["train"] = time.perf_counter() - t0
-        outcome = _score_and_record(item, result, progress=progress)
+        outcome = _train_prepared(item, progress=progress)
     except Exception as exc:  # noqa: BLE001
         return _failed(item.run, item.directory, exc, time.perf_counter() - start)
     outcome.seconds = time.perf_counter() - start

@@ -23,7 +23,7 @@ from disent_bench.errors import UserError
 from disent_bench.models import BaseModel
 from disent_bench.train.config import TrainConfig
 
-__all__ = ["Optimizers", "make_optimizers", "loss_takes_step", "training_step"]
+__all__ = ["Optimizers", "make_optimizers", "step_objectives", "loss_takes_step", "training_step"]
 
 
 class Optimizers:
@@ -55,20 +55,13 @@ class Optimizers:
             losses["total"].backward()
             self.main.step()
             return
-        for optimizer in self.auxiliary.values():
-            optimizer.zero_grad(set_to_none=True)
-        objectives = [(losses["total"], self.main_parameters)]
+        objectives = [(losses["total"], self.main_parameters, self.main)]
         for name, spec in self.auxiliary_specs.items():
             if spec.loss_key not in losses:
                 raise UserError(f"the model's loss has no {spec.loss_key!r} entry for its auxiliary optimiser "
                                 f"{name!r} (entries: {', '.join(losses)})")
-            objectives.append((losses[spec.loss_key], list(spec.parameters)))
-        for i, (objective, parameters) in enumerate(objectives):
-            # The objectives may share a graph (one forward pass): keep it until the last backward.
-            torch.autograd.backward(objective, inputs=parameters, retain_graph=i < len(objectives) - 1)
-        self.main.step()
-        for optimizer in self.auxiliary.values():
-            optimizer.step()
+            objectives.append((losses[spec.loss_key], list(spec.parameters), self.auxiliary[name]))
+        step_objectives(objectives)
 
     def state_dict(self) -> dict[str, Any]:
         return {"main": self.main.state_dict(),
@@ -80,6 +73,18 @@ class Optimizers:
         self.main.load_state_dict(main)
         for name, state in auxiliary.items():
             self.auxiliary[name].load_state_dict(state)
+
+
+def step_objectives(objectives: list[tuple[torch.Tensor, list[torch.Tensor], torch.optim.Optimizer]]) -> None:
+    """For each ``(objective, parameters, optimizer)``: the objective's gradient into its parameters only
+    (``backward(inputs=...)``), all at the same weights, then every optimiser's update."""
+    for _, _, optimizer in objectives:
+        optimizer.zero_grad(set_to_none=True)
+    for i, (objective, parameters, _) in enumerate(objectives):
+        # The objectives may share a graph (one forward pass): keep it until the last backward.
+        torch.autograd.backward(objective, inputs=parameters, retain_graph=i < len(objectives) - 1)
+    for _, _, optimizer in objectives:
+        optimizer.step()
 
 
 def make_optimizers(model: BaseModel, config: TrainConfig) -> Optimizers:

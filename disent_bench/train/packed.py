@@ -44,19 +44,27 @@ from disent_bench.models.vae import AE, GaussianVAE
 from disent_bench.progress import ProgressReporter
 from disent_bench.train.config import TrainConfig, TrainResult
 from disent_bench.train.devices import prepare_model
+from disent_bench.train.optimizers import step_objectives
 from disent_bench.train.session import RunSession
 
-__all__ = ["train_packed", "pack_problem", "pack_key"]
+__all__ = ["train_packed", "pack_problem", "class_pack_problem", "pack_key"]
+
+
+def class_pack_problem(cls: type) -> str | None:
+    """Why models of class ``cls`` cannot train packed (judged from the class alone), or None."""
+    if not issubclass(cls, (GaussianVAE, AE)):
+        return "it is not a GaussianVAE (packing needs its draw_noise and loss_from_noise)"
+    base = GaussianVAE if issubclass(cls, GaussianVAE) else AE
+    if cls.loss is not base.loss:
+        return "it overrides loss(); packing calls loss_from_noise"
+    return None
 
 
 def pack_problem(model: BaseModel) -> str | None:
     """Why ``model`` cannot train packed, or None when it can."""
-    if not isinstance(model, (GaussianVAE, AE)):
-        return (f"model {model.hparams.get('name')!r} is not a GaussianVAE (packing needs its draw_noise and "
-                "loss_from_noise)")
-    base = GaussianVAE if isinstance(model, GaussianVAE) else AE
-    if type(model).loss is not base.loss:
-        return f"model {model.hparams.get('name')!r} overrides loss(); packing calls loss_from_noise"
+    problem = class_pack_problem(type(model))
+    if problem:
+        return f"model {model.hparams.get('name')!r}: {problem}"
     if any(True for _ in model.buffers()):
         return f"model {model.hparams.get('name')!r} has buffers; packing stacks parameters only"
     return None
@@ -91,6 +99,11 @@ class _Pack:
     def __init__(self, models: Sequence[BaseModel], config: TrainConfig, device: torch.device,
                  optimizer_states: Sequence[tuple[dict, dict] | None]) -> None:
         template = models[0]
+        # Each member's hyper-parameters, fixed for the pack's life: one (N,) tensor per name, vmapped.
+        dtype = next(template.parameters()).dtype
+        hypers = [model.hyper_parameters() for model in models]
+        self.hyper = {key: torch.tensor([float(h[key]) for h in hypers], dtype=dtype, device=device)
+                      for key in hypers[0]}
         self.names = [name for name, _ in template.named_parameters()]
         per_model = [dict(m.named_parameters()) for m in models]
         self.params = {name: nn.Parameter(torch.stack([p[name].detach().to(device, memory_format=torch.contiguous_format)
@@ -122,8 +135,8 @@ class _Pack:
     def _member_loss(self, params, x, noise, step, hyper):
         return functional_call(self.module, {f"model.{n}": p for n, p in params.items()}, (x, noise, step, hyper))
 
-    def loss(self, images: torch.Tensor, noise: dict, step: int, hyper: dict) -> dict[str, torch.Tensor]:
-        return self.compute(self.params, images, noise, step, hyper)
+    def loss(self, images: torch.Tensor, noise: dict, step: int) -> dict[str, torch.Tensor]:
+        return self.compute(self.params, images, noise, step, self.hyper)
 
     def step(self, losses: dict[str, torch.Tensor]) -> None:
         # The sum of independent members' losses: each member's weights get the gradient of its own loss.
@@ -131,12 +144,7 @@ class _Pack:
         for name, spec in self.aux_specs.items():
             objectives.append((losses[spec.loss_key].sum(), [self.params[n] for n in self.aux_names[name]],
                                self.auxiliary[name]))
-        for _, _, optimizer in objectives:
-            optimizer.zero_grad(set_to_none=True)
-        for i, (objective, params, _) in enumerate(objectives):
-            torch.autograd.backward(objective, inputs=params, retain_graph=i < len(objectives) - 1)
-        for _, _, optimizer in objectives:
-            optimizer.step()
+        step_objectives(objectives)
 
     def member_state(self, k: int) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         """Member ``k``'s weights (CPU) and optimiser states, in the layout of a run trained alone."""
@@ -231,9 +239,7 @@ def train_packed(models: Sequence[BaseModel], dataset: GroundTruthData, configs:
                 images = images.reshape(len(active), batch, *images.shape[1:])
             noises = [models[k].draw_noise(batch, sessions[k].noise_gen, device, dtype) for k in active]
             noise = {key: torch.stack([n[key] for n in noises]) for key in noises[0]}
-            hypers = [models[k].hyper_parameters() for k in active]
-            hyper = {key: torch.tensor([float(h[key]) for h in hypers], dtype=dtype, device=device) for key in hypers[0]}
-            losses = pack.loss(images, noise, step, hyper)
+            losses = pack.loss(images, noise, step)
             pack.step(losses)
             if pending is None:
                 for k in active:  # the loss terms are fixed now; the members' sums become rows of one tensor
