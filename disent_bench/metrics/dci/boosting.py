@@ -20,8 +20,10 @@ double precision of float32 values), the same constant-feature bookkeeping and l
 
 Where the time goes instead: scikit-learn sorts the node's samples for every feature at every node
 (O(m log m)); for a feature without repeated values the sorted order of any subset is unique, so here
-it is taken from one global argsort per fit, kept per node by stable partitioning (O(m)). Features
-with repeated values fall back to the exact introsort. The trees of one stage (one per class) are
+it is taken from one global argsort per fit, kept per node by stable partitioning (O(m)). Repeated
+values of interchangeable samples (duplicated codes with the same target, see :class:`TieGroups`)
+do not make the order ambiguous either; only features with ties between samples a tree can tell apart
+are sorted with the exact introsort, in that tree. The trees of one stage (one per class) are
 independent given the stage's gradient and are built in parallel threads (numba, GIL released), so
 the fit scales with cores; results do not depend on the thread count.
 """
@@ -38,7 +40,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-__all__ = ["BoostedTrees", "fit", "fit_predict"]
+__all__ = ["BoostedTrees", "TieGroups", "fit", "fit_predict"]
 
 RAND_R_MAX = 2147483647  # scikit-learn's bound for the per-tree seed of its xorshift generator
 _FEATURE_THRESHOLD = np.float32(1e-7)  # values closer than this (in float32) count as equal
@@ -210,16 +212,103 @@ def _sum_left_at(y, samples, start, end, pos, new_pos, sum_left, sum_total):
 
 
 @_jit
-def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right, node_feature,
-                node_threshold, node_impurity, node_weight, node_value, leaf_of, exact):
+def _active_tie_groups(feature, tag, node_tag, target, row_id, tie_feature_ptr, tie_group_ptr, tie_members,
+                       XT, out_values):
+    """The tie groups of ``feature`` in which node ``tag`` holds two samples that differ in code or target:
+    their values go to ``out_values``; returns how many."""
+    count = 0
+    for g in range(tie_feature_ptr[feature], tie_feature_ptr[feature + 1]):
+        first_key = -1
+        for q in range(tie_group_ptr[g], tie_group_ptr[g + 1]):
+            i = tie_members[q]
+            if node_tag[i] != tag:
+                continue
+            key = 2 * row_id[i] + (1 if target[i] != 0.0 else 0)
+            if first_key == -1:
+                first_key = key
+            elif key != first_key:
+                out_values[count] = XT[feature, i]
+                count += 1
+                break
+    return count
+
+
+@_jit
+def _introsort_where_tied(values, samples, start, n, XT, feature, sorted_seg, tie_positions, n_ties):
+    """scikit-learn's introsort of ``samples[start:start + n]`` by ``values``, carried out only where it
+    decides something: a part that holds none of the ``n_ties`` groups of equal values starting at
+    ``tie_positions`` (in sorted order) ends up in its unique sorted order, copied from ``sorted_seg``.
+    """
+    stack_off = np.empty(256, np.int64)
+    stack_n = np.empty(256, np.int64)
+    stack_d = np.empty(256, np.int64)
+    stack_off[0] = start
+    stack_n[0] = n
+    stack_d[0] = 2 * int(math.log2(n)) if n > 0 else 0
+    top = 1
+    while top > 0:
+        top -= 1
+        o = stack_off[top]
+        m = stack_n[top]
+        maxd = stack_d[top]
+        while m > 0:
+            holds_tie = False
+            for t in range(n_ties):
+                if o <= tie_positions[t] < o + m:
+                    holds_tie = True
+                    break
+            if not holds_tie:
+                for p in range(o, o + m):
+                    s = sorted_seg[p]
+                    samples[p] = s
+                    values[p] = XT[feature, s]
+                break
+            if m <= 15:
+                _insertion_sort(values, samples, o, m)
+                break
+            if maxd <= 0:
+                _heapsort(values, samples, o, m)
+                break
+            maxd -= 1
+            pivot = _median3(values, o, m)
+            i = 0
+            lo = 0
+            r = m
+            while i < r:
+                v = values[o + i]
+                if v < pivot:
+                    _swap(values, samples, o + i, o + lo)
+                    i += 1
+                    lo += 1
+                elif v > pivot:
+                    r -= 1
+                    _swap(values, samples, o + i, o + r)
+                else:
+                    i += 1
+            stack_off[top] = o
+            stack_n[top] = lo
+            stack_d[top] = maxd
+            top += 1
+            o += r
+            m -= r
+
+
+@_jit
+def _build_tree(XT, y, target, presorted, has_ties, tie_feature_ptr, tie_group_ptr, tie_members, row_id,
+                root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature, node_threshold, node_impurity,
+                node_weight, node_value, leaf_of):
     """Grow one tree on ``(X, y)`` given ``XT = X.T`` (contiguous: a feature's values are gathered at
     random sample indices); fill the node arrays and each sample's leaf; return the node count.
 
-    ``exact``: follow scikit-learn's sample order everywhere (introsort for features with repeated values),
-    so every sum is rounded as there. Otherwise every feature's order comes from ``presorted`` (equal
-    values then sit in another order, so sums may differ in the last bits); such a build returns -1 as
-    soon as a decision could depend on those bits (two candidate splits closer than the worst-case
-    rounding difference, a near-zero impurity or improvement), and the caller builds the tree exactly.
+    ``has_ties[f]``: feature ``f`` has equal values on samples that are not interchangeable for this
+    tree (see :class:`TieGroups`); ``tie_*`` list those groups of equal values (CSR: per feature
+    its groups, per group its samples) and ``row_id`` tells which samples have the same code. Where a
+    node holds two samples of one such group that differ in code or ``target``, its samples are sorted
+    with scikit-learn's introsort from the node's current order, which decides the order of the equal
+    ones and so the rounding of the sums; elsewhere the sorted order is unique up to interchangeable
+    samples and is taken from ``presorted``, kept per node by stable partitioning. Both give
+    scikit-learn's sums bit for bit. At the root, the introsort's result for feature ``f`` may come
+    ready-made: ``root_orders[root_slot[f]]`` when ``root_slot[f] >= 0`` (see :class:`RootOrders`).
     """
     n_features, n = XT.shape
     samples = np.arange(n)
@@ -230,6 +319,12 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
     sorted_seg = presorted.copy()
     buffer = np.empty(n, np.int64)
     goes_left = np.zeros(n, np.bool_)
+    node_tag = np.zeros(n, np.int64)  # which node of the depth-first stack a sample is in (root: 0)
+    max_groups = 0
+    for f in range(n_features):
+        max_groups = max(max_groups, tie_feature_ptr[f + 1] - tie_feature_ptr[f])
+    tie_values = np.empty(max_groups, np.float32)
+    tie_positions = np.empty(max_groups, np.int64)
     state = np.empty(1, np.int64)
     state[0] = seed
     w_total = float(n)
@@ -242,6 +337,7 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
     st_is_left = np.empty(cap, np.bool_)
     st_impurity = np.empty(cap, np.float64)
     st_nconst = np.empty(cap, np.int64)
+    st_tag = np.zeros(cap, np.int64)
     st_start[0] = 0
     st_end[0] = n
     st_depth[0] = 0
@@ -262,17 +358,16 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
         is_left = st_is_left[top]
         impurity = st_impurity[top]
         n_known_constants = st_nconst[top]
+        tag = st_tag[top]
         n_node = end - start
 
         sum_total = 0.0
         sq_sum_total = 0.0
-        abs_sum = 0.0
         w_node = 0.0
         for p in range(start, end):
             yi = y[samples[p]]
             sum_total += yi
             sq_sum_total += yi * yi
-            abs_sum += abs(yi)
             w_node += 1.0
 
         is_leaf = depth >= max_depth or n_node < 2
@@ -280,8 +375,6 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
             mean = sum_total / w_node
             impurity = sq_sum_total / w_node - mean * mean
             first = False
-        if not exact and abs(impurity) < 1e-12 and n_node > 1 and depth < max_depth:
-            return -1  # pure or nearly: "impurity <= EPSILON" could go either way with other rounding
         is_leaf = is_leaf or impurity <= _EPSILON
 
         best_pos = end
@@ -293,10 +386,6 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
         if not is_leaf:
             # ---- best split over features visited in random order (Fisher-Yates draws) ----
             best_proxy = -np.inf
-            second_proxy = -np.inf
-            # Worst-case difference between two summation orders of a node's partial sums, in proxy units
-            # (|residuals| <= 1): two candidates closer than this could be ranked either way.
-            tie_tolerance = 8.0 * n_node * _EPSILON * (abs_sum + 1.0)
             f_i = n_features
             n_visited = 0
             n_found_constants = 0
@@ -313,15 +402,38 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
                     continue
                 f_j += n_found_constants
                 feature = features[f_j]
-                if exact and has_ties[feature]:
+                if depth == 0 and root_slot[feature] >= 0:
+                    slot = root_slot[feature]
                     for p in range(start, end):
-                        values[p] = XT[feature, samples[p]]
-                    _introsort(values, samples, start, n_node)
-                else:
-                    for p in range(start, end):
-                        s = sorted_seg[feature, p]
+                        s = root_orders[slot, p]
                         samples[p] = s
                         values[p] = XT[feature, s]
+                else:
+                    n_ties = 0
+                    if has_ties[feature]:
+                        n_ties = _active_tie_groups(feature, tag, node_tag, target, row_id, tie_feature_ptr,
+                                                    tie_group_ptr, tie_members, XT, tie_values)
+                    if n_ties > 0:
+                        # where the groups sit in the node's sorted order
+                        for t in range(n_ties):
+                            lo = start
+                            hi = end
+                            while lo < hi:
+                                mid = (lo + hi) // 2
+                                if XT[feature, sorted_seg[feature, mid]] < tie_values[t]:
+                                    lo = mid + 1
+                                else:
+                                    hi = mid
+                            tie_positions[t] = lo
+                        for p in range(start, end):
+                            values[p] = XT[feature, samples[p]]
+                        _introsort_where_tied(values, samples, start, n_node, XT, feature, sorted_seg[feature],
+                                              tie_positions, n_ties)
+                    else:
+                        for p in range(start, end):
+                            s = sorted_seg[feature, p]
+                            samples[p] = s
+                            values[p] = XT[feature, s]
                 if values[end - 1] <= values[start] + _FEATURE_THRESHOLD:
                     t = features[f_j]
                     features[f_j] = features[n_total_constants]
@@ -350,15 +462,10 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
                     sum_right = sum_total - sum_left
                     proxy = sum_left * sum_left / w_left + sum_right * sum_right / w_right
                     if proxy > best_proxy:
-                        second_proxy = best_proxy
                         best_proxy = proxy
                         best_pos = p
                         best_feature = feature
                         best_threshold = np.float64(values[p - 1]) / 2.0 + np.float64(values[p]) / 2.0
-                    elif proxy > second_proxy:
-                        second_proxy = proxy
-            if not exact and best_proxy - second_proxy <= tie_tolerance:
-                return -2
 
             improvement = -np.inf
             if best_pos < end:
@@ -388,9 +495,6 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
                 imp_right = sq_right / w_right - mean_right * mean_right
                 improvement = (w_node / w_total) * (impurity - (w_right / w_node * imp_right)
                                                     - (w_left / w_node * imp_left))
-                # "improvement + EPSILON < 0" could flip only within the rounding of the improvement
-                if not exact and abs(improvement) < 64.0 * _EPSILON * (w_node / w_total) * (abs(impurity) + 1.0):
-                    return -3
             # constant-feature bookkeeping shared with the rest of the tree
             for i in range(n_known_constants):
                 features[i] = constant_features[i]
@@ -422,11 +526,11 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
             # Keep every tie-free feature's sorted segment split the same way (stable partition).
             for p in range(start, best_pos):
                 goes_left[samples[p]] = True
+                node_tag[samples[p]] = 2 * node_id + 1
             for p in range(best_pos, end):
                 goes_left[samples[p]] = False
+                node_tag[samples[p]] = 2 * node_id + 2
             for f in range(n_features):
-                if exact and has_ties[f]:
-                    continue
                 a = start
                 b = 0
                 for p in range(start, end):
@@ -447,6 +551,7 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
         st_is_left[top] = False
         st_impurity[top] = imp_right
         st_nconst[top] = n_total_constants
+        st_tag[top] = 2 * node_id + 2
         top += 1
         st_start[top] = start
         st_end[top] = best_pos
@@ -455,6 +560,7 @@ def _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_rig
         st_is_left[top] = True
         st_impurity[top] = imp_left
         st_nconst[top] = n_total_constants
+        st_tag[top] = 2 * node_id + 1
         top += 1
     return node_count
 
@@ -534,20 +640,17 @@ def _average(a):
 
 
 @_jit
-def _fit_one_tree(XT, neg_gradient, y_true, k, presorted, has_ties, seed, max_depth, learning_rate, factor,
+def _fit_one_tree(XT, neg_gradient, y_true, k, presorted, has_ties, tie_feature_ptr, tie_group_ptr, tie_members,
+                  row_id, root_orders, root_slot, seed, max_depth, learning_rate, factor,
                   raw, node_left, node_right, node_feature, node_threshold, node_impurity, node_weight,
                   node_value):
     """Tree ``k`` of a stage: grow it on the negative gradient, set its leaves by one Newton step, add it."""
     n = XT.shape[1]
     y = np.ascontiguousarray(neg_gradient[:, k])
     leaf_of = np.empty(n, np.int64)
-    node_count = _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right,
-                             node_feature, node_threshold, node_impurity, node_weight, node_value, leaf_of,
-                             False)
-    if node_count < 0:  # a decision too close to call in another summation order: build it exactly
-        node_count = _build_tree(XT, y, presorted, has_ties, seed, max_depth, node_left, node_right,
-                                 node_feature, node_threshold, node_impurity, node_weight, node_value,
-                                 leaf_of, True)
+    node_count = _build_tree(XT, y, y_true, presorted, has_ties, tie_feature_ptr, tie_group_ptr, tie_members,
+                             row_id, root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature, node_threshold,
+                             node_impurity, node_weight, node_value, leaf_of)
     # Leaf values (samples of each leaf in index order, as numpy would gather them).
     counts = np.zeros(node_count, np.int64)
     for i in range(n):
@@ -702,6 +805,151 @@ class BoostedTrees:
         return self.decision(raw)
 
 
+@dataclass
+class TieGroups:
+    """Groups of equal values of each feature whose samples are not all interchangeable.
+
+    Two samples with the same code (bit for bit) and the same label get the same residual in every
+    tree at every stage (their predictions are equal), so every comparison and every sum sees the same
+    numbers whichever comes first: ties between such samples (duplicated images, the common case)
+    leave the sorted order unique for all that matters. Only ties between samples a tree can tell
+    apart (a float32 collision of two different codes, or one code with two labels, such as dSprites'
+    orientations 0 and 2 pi) make scikit-learn's introsort decide an order, and only those are kept.
+    ``feature_ptr``/``group_ptr``/``members`` are CSR arrays (per feature its groups, per group its
+    samples); ``row_id[i]`` numbers the distinct codes.
+    """
+
+    row_id: np.ndarray
+    feature_ptr: np.ndarray
+    group_ptr: np.ndarray
+    members: np.ndarray
+
+    @classmethod
+    def of(cls, X32: np.ndarray, presorted: np.ndarray, labels: np.ndarray) -> "TieGroups":
+        n, n_features = X32.shape
+        _, row_id = np.unique(np.ascontiguousarray(X32).view(np.uint32), axis=0, return_inverse=True)
+        row_id = row_id.reshape(n).astype(np.int64)
+        feature_ptr, group_ptr, members = [0], [0], []
+        for f in range(n_features):
+            order = presorted[f]
+            column = X32[order, f]
+            key = row_id[order] * (int(labels.max()) + 1) + labels[order]
+            bounds = np.flatnonzero(np.r_[True, column[1:] != column[:-1], True])
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                if hi - lo > 1 and np.any(key[lo + 1:hi] != key[lo]):
+                    members.extend(order[lo:hi])
+                    group_ptr.append(len(members))
+            feature_ptr.append(len(group_ptr) - 1)
+        return cls(row_id, np.array(feature_ptr, np.int64), np.array(group_ptr, np.int64),
+                   np.array(members, np.int64))
+
+    def effective(self, targets: list[np.ndarray]) -> np.ndarray:
+        """``(len(targets), F)``: has feature ``f`` a group that tree ``k`` (fitting ``targets[k]``) can
+        tell apart?"""
+        n_features = len(self.feature_ptr) - 1
+        ties = np.zeros((len(targets), n_features), np.bool_)
+        for k, target in enumerate(targets):
+            key = self.row_id * 2 + (target != 0)
+            for f in range(n_features):
+                for g in range(self.feature_ptr[f], self.feature_ptr[f + 1]):
+                    group_keys = key[self.members[self.group_ptr[g]:self.group_ptr[g + 1]]]
+                    if np.any(group_keys != group_keys[0]):
+                        ties[k, f] = True
+                        break
+        return ties
+
+
+@_jit
+def _root_visits(seed, is_constant):
+    """The features the builder sorts at the root of a tree, in order: its feature draws there, which
+    depend only on the tree's seed and on which features are constant over all samples."""
+    n_features = is_constant.shape[0]
+    features = np.arange(n_features)
+    visits = np.empty(2 * n_features, np.int64)
+    n_out = 0
+    state = np.empty(1, np.int64)
+    state[0] = seed
+    f_i = n_features
+    n_visited = 0
+    n_found_constants = 0
+    while f_i > n_found_constants and (n_visited < n_features or n_visited <= n_found_constants):
+        n_visited += 1
+        f_j = _rand_int(0, f_i - n_found_constants, state) + n_found_constants
+        feature = features[f_j]
+        visits[n_out] = feature
+        n_out += 1
+        if is_constant[feature]:
+            features[f_j] = features[n_found_constants]
+            features[n_found_constants] = feature
+            n_found_constants += 1
+            continue
+        f_i -= 1
+        t = features[f_i]
+        features[f_i] = features[f_j]
+        features[f_j] = t
+    return visits[:n_out]
+
+
+@_jit
+def _sort_from(XT, feature, order):
+    """Sort ``order`` (sample indices, in place) by ``feature`` with scikit-learn's introsort."""
+    values = np.empty(order.shape[0], np.float32)
+    for p in range(order.shape[0]):
+        values[p] = XT[feature, order[p]]
+    _introsort(values, order, 0, order.shape[0])
+
+
+class RootOrders:
+    """The root's sample orders after scikit-learn's introsort, shared by the trees of one fit.
+
+    At the root every tree sorts all samples by every feature, in the order of its feature draws, each
+    sort starting from the order the previous one left. Where a feature has ties between samples that
+    can be told apart, the result depends on that chain of sorts back to the last feature without such
+    ties (whose sorted order is unique), but not on the tree's residuals; so each chain is sorted once
+    per fit and kept (up to ``max_bytes``), and a tree looks its root orders up instead of sorting.
+    """
+
+    def __init__(self, XT: np.ndarray, presorted: np.ndarray, tied: np.ndarray, max_bytes: int = 128 << 20):
+        self.XT, self.presorted, self.tied = XT, presorted, tied
+        n_features, n = XT.shape
+        values = np.sort(XT, axis=1)
+        self.is_constant = values[:, -1] <= values[:, 0] + _FEATURE_THRESHOLD
+        self.capacity = max(1, max_bytes // (8 * n))
+        self.orders = np.empty((min(self.capacity, 64), n), np.int64)
+        self.slots: dict[tuple, int] = {}
+
+    def slots_for(self, seed: int) -> np.ndarray:
+        """Per feature, the row of :attr:`orders` holding the root's order after sorting it (-1: none)."""
+        slot_of = np.full(self.XT.shape[0], -1, np.int64)
+        chain: tuple = ()
+        previous = -1  # the row of the order the next sort starts from (-1: unique or the initial order)
+        for feature in _root_visits(seed, self.is_constant):
+            feature = int(feature)
+            if not self.tied[feature]:
+                chain, previous = (feature,), -1
+                continue
+            chain = chain + (feature,)
+            slot = self.slots.get(chain)
+            if slot is None:
+                if len(self.slots) >= self.capacity:
+                    return slot_of  # full: the rest of this root is sorted by the builder itself
+                if chain[:-1]:
+                    start = self.orders[previous] if previous >= 0 else self.presorted[chain[0]]
+                else:
+                    start = np.arange(self.XT.shape[1])
+                slot = len(self.slots)
+                if slot == self.orders.shape[0]:
+                    grown = np.empty((min(self.capacity, 2 * slot), self.XT.shape[1]), np.int64)
+                    grown[:slot] = self.orders
+                    self.orders = grown
+                self.orders[slot] = start
+                _sort_from(self.XT, feature, self.orders[slot])
+                self.slots[chain] = slot
+            slot_of[feature] = slot
+            previous = slot
+        return slot_of
+
+
 def _thread_count(n_threads: int | None) -> int:
     if n_threads is not None:
         return max(1, int(n_threads))
@@ -747,13 +995,11 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
     init_raw = raw[0].copy()
 
     XT = np.ascontiguousarray(X32.T)
-    presorted = np.empty((n_features, n), np.int64)
-    has_ties = np.zeros(n_features, np.bool_)
-    for f in range(n_features):
-        order = np.argsort(X32[:, f], kind="stable")
-        presorted[f] = order
-        column = X32[order, f]
-        has_ties[f] = bool(np.any(column[1:] == column[:-1]))
+    presorted = np.stack([np.argsort(X32[:, f], kind="stable") for f in range(n_features)])
+    targets = [(y_encoded == k).astype(np.float64) for k in range(n_trees)] if n_trees > 1 else [y_float]
+    ties = TieGroups.of(X32, presorted, y_encoded)
+    has_ties = ties.effective(targets)
+    root_orders = RootOrders(XT, presorted, has_ties.any(axis=0))
 
     max_nodes = 2 ** (max_depth + 1) - 1
     shape = (n_estimators, n_trees, max_nodes)
@@ -765,12 +1011,13 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
                          train_raw=raw, _n_features=n_features)
     # Every tree's splitter seed comes from one RandomState, one draw per tree in order.
     rng = np.random.RandomState(random_state)
-    targets = [(y_encoded == k).astype(np.float64) for k in range(n_trees)] if n_trees > 1 else [y_float]
     workers = min(_thread_count(n_threads), n_trees)
 
-    def grow(stage: int, k: int, neg_gradient: np.ndarray, seed: int) -> None:
+    def grow(stage: int, k: int, neg_gradient: np.ndarray, seed: int, orders: np.ndarray,
+             root_slot: np.ndarray) -> None:
         model.node_count[stage, k] = _fit_one_tree(
-            XT, neg_gradient, targets[k], k, presorted, has_ties, seed, max_depth, float(learning_rate),
+            XT, neg_gradient, targets[k], k, presorted, has_ties[k], ties.feature_ptr, ties.group_ptr,
+            ties.members, ties.row_id, orders, root_slot, seed, max_depth, float(learning_rate),
             factor, raw, model.left[stage, k], model.right[stage, k], model.feature[stage, k],
             model.threshold[stage, k], model.impurity[stage, k], model.weight[stage, k],
             model.value[stage, k])
@@ -783,18 +1030,21 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
             else:
                 neg_gradient = _neg_gradient_multinomial(y_float, raw)
             seeds = [int(rng.randint(0, RAND_R_MAX)) for _ in range(n_trees)]
+            # Root orders first (this may grow the table), then the trees, which only read it.
+            slots = [root_orders.slots_for(seed) for seed in seeds]
+            args = [(stage, k, neg_gradient, seeds[k], root_orders.orders, slots[k]) for k in range(n_trees)]
             first = 0
             if pool is None or stage == 0:
                 # The very first tree is grown here: numba compiles (or loads its cache) on the first call,
                 # which must not happen in several threads at once.
-                grow(stage, 0, neg_gradient, seeds[0])
+                grow(*args[0])
                 first = 1
             if pool is None:
                 for k in range(first, n_trees):
-                    grow(stage, k, neg_gradient, seeds[k])
+                    grow(*args[k])
             else:
                 # Tree k writes only raw[:, k] and its own node arrays: independent within a stage.
-                futures = [pool.submit(grow, stage, k, neg_gradient, seeds[k]) for k in range(first, n_trees)]
+                futures = [pool.submit(grow, *args[k]) for k in range(first, n_trees)]
                 for future in futures:
                     future.result()
     finally:
