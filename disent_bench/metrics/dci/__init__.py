@@ -82,6 +82,11 @@ def importance_gbt(train_codes: np.ndarray, train_factors: np.ndarray, test_code
     num_codes, num_factors = train_codes.shape[1], train_factors.shape[1]
     importance = np.zeros((num_codes, num_factors))
     train_acc, test_acc = [], []
+    codes = None
+    if estimator == "exact" and num_factors > 0:
+        # Sorted once for every factor's classifier; a sample's label is its whole factor vector.
+        factor_ids = np.unique(np.asarray(train_factors), axis=0, return_inverse=True)[1].reshape(-1)
+        codes = boosting.Codes.of(train_codes, factor_ids)
     for j in range(num_factors):
         y = train_factors[:, j]
         if np.unique(y).size < 2:
@@ -95,7 +100,7 @@ def importance_gbt(train_codes: np.ndarray, train_factors: np.ndarray, test_code
             train_prediction, test_prediction = model.predict(train_codes), model.predict(test_codes)
         else:
             importances, train_prediction, test_prediction = boosting.fit_predict(
-                train_codes, y, test_codes, random_state, n_threads=n_threads)
+                train_codes, y, test_codes, random_state, n_threads=n_threads, codes=codes)
         importance[:, j] = np.abs(importances)
         train_acc.append(float(np.mean(train_prediction == y)))
         test_acc.append(float(np.mean(test_prediction == test_factors[:, j])))

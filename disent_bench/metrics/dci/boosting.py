@@ -40,7 +40,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-__all__ = ["BoostedTrees", "TieGroups", "fit", "fit_predict"]
+__all__ = ["BoostedTrees", "Codes", "TieGroups", "fit", "fit_predict"]
 
 RAND_R_MAX = 2147483647  # scikit-learn's bound for the per-tree seed of its xorshift generator
 _FEATURE_THRESHOLD = np.float32(1e-7)  # values closer than this (in float32) count as equal
@@ -144,54 +144,6 @@ def _insertion_sort(values, indices, off, n):
             j -= 1
         values[off + j] = temp_val
         indices[off + j] = temp_idx
-
-
-@_jit
-def _introsort(values, indices, off, n):
-    if n == 0:
-        return
-    stack_off = np.empty(256, np.int64)
-    stack_n = np.empty(256, np.int64)
-    stack_d = np.empty(256, np.int64)
-    stack_off[0] = off
-    stack_n[0] = n
-    stack_d[0] = 2 * int(math.log2(n))
-    top = 1
-    while top > 0:
-        top -= 1
-        o = stack_off[top]
-        m = stack_n[top]
-        maxd = stack_d[top]
-        heap_sorted = False
-        while m > 15:
-            if maxd <= 0:
-                _heapsort(values, indices, o, m)
-                heap_sorted = True
-                break
-            maxd -= 1
-            pivot = _median3(values, o, m)
-            i = 0
-            lo = 0
-            r = m
-            while i < r:
-                v = values[o + i]
-                if v < pivot:
-                    _swap(values, indices, o + i, o + lo)
-                    i += 1
-                    lo += 1
-                elif v > pivot:
-                    r -= 1
-                    _swap(values, indices, o + i, o + r)
-                else:
-                    i += 1
-            stack_off[top] = o
-            stack_n[top] = lo
-            stack_d[top] = maxd
-            top += 1
-            o += r
-            m -= r
-        if not heap_sorted:
-            _insertion_sort(values, indices, o, m)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -455,7 +407,14 @@ def _build_tree(XT, y, target, presorted, has_ties, tie_feature_ptr, tie_group_p
                         p += 1
                     if p >= end:
                         break
-                    sum_left = _sum_left_at(y, samples, start, end, pos, p, sum_left, sum_total)
+                    # _sum_left_at, written out: called here it costs three times the sum itself
+                    if (p - pos) <= (end - p):
+                        for q in range(pos, p):
+                            sum_left += y[samples[q]]
+                    else:
+                        sum_left = sum_total
+                        for q in range(end - 1, p - 1, -1):
+                            sum_left -= y[samples[q]]
                     pos = p
                     w_left = float(p - start)
                     w_right = w_node - w_left
@@ -890,64 +849,110 @@ def _root_visits(seed, is_constant):
     return visits[:n_out]
 
 
-@_jit
-def _sort_from(XT, feature, order):
-    """Sort ``order`` (sample indices, in place) by ``feature`` with scikit-learn's introsort."""
-    values = np.empty(order.shape[0], np.float32)
-    for p in range(order.shape[0]):
-        values[p] = XT[feature, order[p]]
-    _introsort(values, order, 0, order.shape[0])
-
-
 class RootOrders:
-    """The root's sample orders after scikit-learn's introsort, shared by the trees of one fit.
+    """The root's sample orders after scikit-learn's introsort, shared by every tree fitted on the codes.
 
     At the root every tree sorts all samples by every feature, in the order of its feature draws, each
-    sort starting from the order the previous one left. Where a feature has ties between samples that
-    can be told apart, the result depends on that chain of sorts back to the last feature without such
-    ties (whose sorted order is unique), but not on the tree's residuals; so each chain is sorted once
-    per fit and kept (up to ``max_bytes``), and a tree looks its root orders up instead of sorting.
+    sort starting from the order the previous one left. Where a feature has ties between samples the
+    tree can tell apart, the result depends on that chain of sorts back to the last feature without
+    such ties (whose sorted order is unique), but not on the tree's residuals; so each chain is sorted
+    once and kept (up to ``max_bytes``), and a tree looks its root orders up instead of sorting.
     """
 
-    def __init__(self, XT: np.ndarray, presorted: np.ndarray, tied: np.ndarray, max_bytes: int = 128 << 20):
-        self.XT, self.presorted, self.tied = XT, presorted, tied
+    def __init__(self, XT: np.ndarray, presorted: np.ndarray, ties: TieGroups, max_bytes: int = 128 << 20):
+        self.XT, self.presorted = XT, presorted
         n_features, n = XT.shape
         values = np.sort(XT, axis=1)
         self.is_constant = values[:, -1] <= values[:, 0] + _FEATURE_THRESHOLD
-        self.capacity = max(1, max_bytes // (8 * n))
-        self.orders = np.empty((min(self.capacity, 64), n), np.int64)
+        # Where every kept tie group of a feature sits in its sorted order: the sorts honour them all.
+        self.tie_positions = []
+        for f in range(n_features):
+            groups = ties.members[ties.group_ptr[ties.feature_ptr[f]:ties.feature_ptr[f + 1]]]
+            self.tie_positions.append(np.searchsorted(values[f], XT[f, groups]).astype(np.int64))
+        self.capacity = max(1, max_bytes // (4 * n))
+        self.orders = np.empty((min(self.capacity, 64), n), np.int32)
         self.slots: dict[tuple, int] = {}
+        self._scratch = np.empty(n, np.int64)
+        self._values = np.empty(n, np.float32)
 
-    def slots_for(self, seed: int) -> np.ndarray:
-        """Per feature, the row of :attr:`orders` holding the root's order after sorting it (-1: none)."""
+    def slots_for(self, seed: int, tied: np.ndarray) -> np.ndarray:
+        """Per feature, the row of :attr:`orders` holding the root's order after sorting it (-1: none),
+        for the tree with splitter seed ``seed`` whose features ``tied`` need scikit-learn's sort."""
         slot_of = np.full(self.XT.shape[0], -1, np.int64)
-        chain: tuple = ()
-        previous = -1  # the row of the order the next sort starts from (-1: unique or the initial order)
+        # A chain names the order a sort starts from: the samples' own order at the start of the root,
+        # or a feature's unique sorted order, then the tied features sorted since, in turn.
+        chain: tuple = ("start",)
+        previous = -1  # the row of the order the next sort starts from (-1: the chain's first order)
         for feature in _root_visits(seed, self.is_constant):
             feature = int(feature)
-            if not self.tied[feature]:
-                chain, previous = (feature,), -1
+            if not tied[feature]:
+                chain, previous = ("sorted", feature), -1
                 continue
             chain = chain + (feature,)
             slot = self.slots.get(chain)
             if slot is None:
                 if len(self.slots) >= self.capacity:
                     return slot_of  # full: the rest of this root is sorted by the builder itself
-                if chain[:-1]:
-                    start = self.orders[previous] if previous >= 0 else self.presorted[chain[0]]
+                order = self._scratch
+                if previous >= 0:
+                    order[:] = self.orders[previous]
+                elif chain[0] == "sorted":
+                    order[:] = self.presorted[chain[1]]
                 else:
-                    start = np.arange(self.XT.shape[1])
+                    order[:] = np.arange(order.shape[0])
+                values = self._values
+                np.take(self.XT[feature], order, out=values)
+                positions = self.tie_positions[feature]
+                _introsort_where_tied(values, order, 0, order.shape[0], self.XT, feature, self.presorted[feature],
+                                      positions, positions.shape[0])
                 slot = len(self.slots)
                 if slot == self.orders.shape[0]:
-                    grown = np.empty((min(self.capacity, 2 * slot), self.XT.shape[1]), np.int64)
+                    grown = np.empty((min(self.capacity, 2 * slot), self.XT.shape[1]), np.int32)
                     grown[:slot] = self.orders
                     self.orders = grown
-                self.orders[slot] = start
-                _sort_from(self.XT, feature, self.orders[slot])
+                self.orders[slot] = order
                 self.slots[chain] = slot
             slot_of[feature] = slot
             previous = slot
         return slot_of
+
+
+@dataclass
+class Codes:
+    """The training codes prepared once for every boosted classifier fitted on them (one per factor).
+
+    ``labels`` (integers, one per sample) must separate every two samples that any of those fits tells
+    apart: the factor's classes for one fit, or an id of the whole factor vector for all of DCI's.
+    """
+
+    X32: np.ndarray
+    labels: np.ndarray
+    XT: np.ndarray
+    presorted: np.ndarray
+    ties: TieGroups
+    root_orders: RootOrders
+
+    @classmethod
+    def of(cls, X: np.ndarray, labels: np.ndarray, root_orders_bytes: int = 128 << 20) -> "Codes":
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        if X32.ndim != 2 or X32.shape[0] != len(labels) or X32.shape[0] == 0:
+            raise ValueError(f"X must be (n, F) with n = len(y) > 0, got {X32.shape} and {len(labels)} labels")
+        if not np.all(np.isfinite(X32)):
+            raise ValueError("X must be finite (after conversion to float32)")
+        labels = np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1).astype(np.int64)
+        XT = np.ascontiguousarray(X32.T)
+        presorted = np.stack([np.argsort(X32[:, f], kind="stable") for f in range(X32.shape[1])])
+        ties = TieGroups.of(X32, presorted, labels)
+        return cls(X32, labels, XT, presorted, ties, RootOrders(XT, presorted, ties, root_orders_bytes))
+
+    def check(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Raise unless ``X`` is these codes and ``y`` is a function of :attr:`labels`."""
+        X32 = np.asarray(X, dtype=np.float32)
+        if X32.shape != self.X32.shape or len(y) != len(self.labels) or not np.array_equal(X32, self.X32):
+            raise ValueError("codes were prepared from other samples than X")
+        pairs = np.unique(np.column_stack([self.labels, y]), axis=0)
+        if len(pairs) != len(np.unique(self.labels)):
+            raise ValueError("codes were prepared with labels that do not separate y's classes")
 
 
 def _thread_count(n_threads: int | None) -> int:
@@ -960,18 +965,21 @@ def _thread_count(n_threads: int | None) -> int:
 
 
 def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 100,
-        learning_rate: float = 0.1, max_depth: int = 3, n_threads: int | None = None) -> BoostedTrees:
+        learning_rate: float = 0.1, max_depth: int = 3, n_threads: int | None = None,
+        codes: Codes | None = None) -> BoostedTrees:
     """Fit ``GradientBoostingClassifier(random_state=random_state)`` (defaults) on ``X (n, F)``, ``y (n,)``.
 
     ``random_state`` is an int, as the seed of ``numpy.random.RandomState``. ``n_threads`` (default: the
-    usable cores) only changes the speed. Needs at least two classes.
+    usable cores) only changes the speed. ``codes``: ``X`` prepared by :meth:`Codes.of` for several fits
+    (speed only). Needs at least two classes.
     """
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
-    if X32.ndim != 2 or X32.shape[0] != len(y) or X32.shape[0] == 0:
-        raise ValueError(f"X must be (n, F) with n = len(y) > 0, got {X32.shape} and {len(y)} labels")
-    if not np.all(np.isfinite(X32)):
-        raise ValueError("X must be finite (after conversion to float32)")
     classes, y_encoded = np.unique(np.asarray(y), return_inverse=True)
+    y_encoded = y_encoded.reshape(-1)
+    if codes is None:
+        codes = Codes.of(X, y_encoded)
+    else:
+        codes.check(X, y_encoded)
+    X32 = codes.X32
     n_classes = classes.shape[0]
     if n_classes < 2:
         raise ValueError("gradient boosting needs at least two classes")
@@ -994,12 +1002,9 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
     raw = np.ascontiguousarray(raw, dtype=np.float64)
     init_raw = raw[0].copy()
 
-    XT = np.ascontiguousarray(X32.T)
-    presorted = np.stack([np.argsort(X32[:, f], kind="stable") for f in range(n_features)])
+    XT, presorted, ties, root_orders = codes.XT, codes.presorted, codes.ties, codes.root_orders
     targets = [(y_encoded == k).astype(np.float64) for k in range(n_trees)] if n_trees > 1 else [y_float]
-    ties = TieGroups.of(X32, presorted, y_encoded)
     has_ties = ties.effective(targets)
-    root_orders = RootOrders(XT, presorted, has_ties.any(axis=0))
 
     max_nodes = 2 ** (max_depth + 1) - 1
     shape = (n_estimators, n_trees, max_nodes)
@@ -1031,7 +1036,7 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
                 neg_gradient = _neg_gradient_multinomial(y_float, raw)
             seeds = [int(rng.randint(0, RAND_R_MAX)) for _ in range(n_trees)]
             # Root orders first (this may grow the table), then the trees, which only read it.
-            slots = [root_orders.slots_for(seed) for seed in seeds]
+            slots = [root_orders.slots_for(seed, has_ties[k]) for k, seed in enumerate(seeds)]
             args = [(stage, k, neg_gradient, seeds[k], root_orders.orders, slots[k]) for k in range(n_trees)]
             first = 0
             if pool is None or stage == 0:
@@ -1054,7 +1059,8 @@ def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 
 
 
 def fit_predict(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, random_state: int,
-                n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                n_threads: int | None = None, codes: Codes | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature importances, train predictions and test predictions of the default boosted classifier."""
-    model = fit(X_train, y_train, random_state, n_threads=n_threads)
+    model = fit(X_train, y_train, random_state, n_threads=n_threads, codes=codes)
     return model.feature_importances, model.decision(model.train_raw), model.predict(X_test)
