@@ -208,6 +208,28 @@ def test_ray_without_shared_filesystem_ships_files_back(ray_cluster, env, local_
     assert [o.status for o in again] == ["skipped", "skipped"]
 
 
+@pytest.mark.parametrize("shared_filesystem", [None, False], ids=["shared", "scratch"])
+def test_a_pack_is_one_task_with_the_local_packs_numbers(ray_cluster, env, tmp_path, shared_filesystem):
+    """``pack = 2``: both runs train together in one Ray task (one worker process), with the numbers the
+    local executor's pack gives, files shipped back or not."""
+    from disent_bench.executors import get_executor
+    from disent_bench.executors.ray import RayExecutor
+
+    grid = _write_grid(tmp_path / "grid.toml", benchmark_extra="pack = 2")
+    runs = expand(load_grid(grid))
+    local = get_executor("local").run(runs, tmp_path / "local", progress=False)
+    assert [o.status for o in local] == ["done", "done"], local
+    outcomes = RayExecutor(shared_filesystem=shared_filesystem).run(runs, tmp_path / "ray", progress=False)
+    assert [o.status for o in outcomes] == ["done", "done"], outcomes
+    assert len({o.extra["pid"] for o in outcomes}) == 1  # one task
+    assert all(o.extra["shared_filesystem"] is (shared_filesystem is None) for o in outcomes)
+    for run in runs:
+        record = json.loads((tmp_path / "ray" / "runs" / run.id / "metrics.json").read_text())
+        assert record["provenance"]["packed_with"] == 2
+        assert _losses(tmp_path / "ray" / "runs" / run.id) == _losses(tmp_path / "local" / "runs" / run.id)
+    assert _scores(tmp_path / "ray") == _scores(tmp_path / "local")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shared_filesystem", [None, False], ids=["shared", "scratch"])
 def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tmp_path, shared_filesystem):

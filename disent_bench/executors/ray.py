@@ -1,17 +1,20 @@
-"""Run a grid on a Ray cluster (https://docs.ray.io): every run is one Ray task.
+"""Run a grid on a Ray cluster (https://docs.ray.io): every pack of runs is one Ray task.
 
 ``disent-bench run --grid FILE --executor ray [--address ADDR]``
 
 * **Where**: with ``--address`` (or ``RAY_ADDRESS``) the driver joins that cluster; without either it
   starts a small Ray instance on this machine (one CPU slot per core, no dashboard) and stops it at
   the end.
+* **Packs**: runs that train together (``[benchmark] pack``, see :func:`disent_bench.runner.make_packs`)
+  are one task, with the resources of one run (they share its device and threads); a lone run is a
+  pack of one.
 * **Resources**: each task asks for ``[benchmark] gpus_per_run`` GPUs and ``cpus_per_run`` CPUs
   (defaults: 1 CPU, and 1 GPU when the cluster has GPUs unless the run's device is ``cpu``); a task
   uses as many torch threads as the CPUs it asked for. A request no node of the cluster can satisfy is a UserError
   rather than a task that waits for ever.
 * **Results, shared file system or not**: the driver writes a token into the results directory.
   A worker that can read it shares the file system, and runs
-  :func:`disent_bench.runner.execute_run` right there: the run's lock, its checkpoints and its
+  :func:`disent_bench.runner.execute_pack` right there: the run's lock, its checkpoints and its
   results live in the shared directory, exactly as with the local executor. A worker that cannot
   (a node without the shared mount) runs it in a scratch directory on its own disk
   (``$TMPDIR/disent-bench-ray/<benchmark>``) and returns the run's files (config, train log,
@@ -48,8 +51,8 @@ from typing import Any
 from disent_bench._io import atomic_write_bytes, atomic_write_json
 from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
-from disent_bench.runner import (CHECKPOINT, CONFIG, DONE, ERROR, METRICS, RunOutcome, claim, execute_run,
-                                 is_done, log, run_dir)
+from disent_bench.runner import (CHECKPOINT, CONFIG, DONE, ERROR, METRICS, RunOutcome, claim, execute_pack,
+                                 is_done, log, make_packs, run_dir)
 
 __all__ = ["RayExecutor", "INSTALL_HINT"]
 
@@ -139,36 +142,40 @@ def _step_of(path: Path) -> int:
         return -1
 
 
-def run_task(run_json: Mapping[str, Any], out_dir: str, token: str, data_home: str,
-             checkpoint: bytes | None, threads: int, wait: bool) -> dict[str, Any]:
-    """One run on a Ray worker; returns ``{"outcome", "files", "host", "pid", "shared"}``.
+def pack_task(runs_json: Sequence[Mapping[str, Any]], out_dir: str, token: str, data_home: str,
+              checkpoints: Sequence[bytes | None], threads: int, wait: bool) -> dict[str, Any]:
+    """A pack of runs (one run, or runs that train together: ``[benchmark] pack``) on a Ray worker.
 
-    ``files`` maps file names to bytes when the worker does not share the results directory (the
-    driver writes them), and is None when it does (they are already in place).
+    Returns ``{"outcomes", "files", "host", "pid", "shared"}``: an outcome per run, and per run its files
+    as bytes when the worker does not share the results directory (the driver writes them), or None
+    when it does (they are already in place).
     """
     import torch
 
     torch.set_num_threads(max(1, threads))
     _use_data_home(data_home)
-    run = RunSpec.from_json(run_json)
+    runs = [RunSpec.from_json(run_json) for run_json in runs_json]
     info = {"host": socket.gethostname(), "pid": os.getpid()}
     if shares_results_dir(out_dir, token):
-        outcome = execute_run(run, out_dir, progress=False, wait=wait)
-        return {"outcome": outcome.to_json(), "files": None, "shared": True, **info}
+        outcomes = execute_pack(runs, out_dir, progress=False, wait=wait)
+        return {"outcomes": [o.to_json() for o in outcomes], "files": [None] * len(runs), "shared": True, **info}
 
-    scratch = scratch_results_dir(run.benchmark)
-    directory = run_dir(scratch, run.id)
-    if checkpoint is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        _adopt_checkpoint(directory, checkpoint)
-    outcome = execute_run(run, scratch, progress=False, wait=wait)
-    files = None
-    if outcome.status != "claimed":
-        files = {name: (directory / name).read_bytes() for name in RUN_FILES if (directory / name).is_file()}
-    if outcome.status in ("done", "skipped"):
-        # The driver now has everything; free the node's disk.
-        shutil.rmtree(directory, ignore_errors=True)
-    return {"outcome": outcome.to_json(), "files": files, "shared": False, **info}
+    scratch = scratch_results_dir(runs[0].benchmark)
+    for run, checkpoint in zip(runs, checkpoints):
+        if checkpoint is not None:
+            directory = run_dir(scratch, run.id)
+            directory.mkdir(parents=True, exist_ok=True)
+            _adopt_checkpoint(directory, checkpoint)
+    outcomes = execute_pack(runs, scratch, progress=False, wait=wait)
+    files: list[dict[str, bytes] | None] = []
+    for run, outcome in zip(runs, outcomes):
+        directory = run_dir(scratch, run.id)
+        files.append(None if outcome.status == "claimed" else
+                     {name: (directory / name).read_bytes() for name in RUN_FILES if (directory / name).is_file()})
+        if outcome.status in ("done", "skipped"):
+            # The driver now has everything; free the node's disk.
+            shutil.rmtree(directory, ignore_errors=True)
+    return {"outcomes": [o.to_json() for o in outcomes], "files": files, "shared": False, **info}
 
 
 # -- the driver -------------------------------------------------------------------------------------
@@ -401,61 +408,71 @@ class RayExecutor:
     def _execute(self, runs: Sequence[RunSpec], out_dir: Path, token: str, data_home: str,
                  node: Mapping[str, float], overall: Any, *, wait: bool) -> dict[str, RunOutcome]:
         ray = import_ray()
-        task = ray.remote(run_task)
-        pending: dict[Any, RunSpec] = {}
+        task = ray.remote(pack_task)
+        pending: dict[Any, list[RunSpec]] = {}
         outcomes: dict[str, RunOutcome] = {}
+        packs = make_packs(list(runs))
         # Validate every run's resources before submitting any.
         resources = {run.id: self.task_resources(run, node) for run in runs}
         try:
-            for run in runs:
-                checkpoint_path = run_dir(out_dir, run.id) / CHECKPOINT
-                checkpoint = checkpoint_path.read_bytes() if checkpoint_path.is_file() else None
-                res = resources[run.id]
+            for pack in packs:
+                checkpoints = []
+                for run in pack:
+                    checkpoint_path = run_dir(out_dir, run.id) / CHECKPOINT
+                    checkpoints.append(checkpoint_path.read_bytes() if checkpoint_path.is_file() else None)
+                res = resources[pack[0].id]  # a pack's runs share their settings, so their resources
+                name = pack[0].id if len(pack) == 1 else f"{pack[0].id}+{len(pack) - 1}"
                 ref = task.options(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"],
                                    max_retries=self.max_retries, retry_exceptions=False,
-                                   name=f"disent-bench:{run.id}").remote(
-                    run.to_json(), str(out_dir), token, data_home, checkpoint,
+                                   name=f"disent-bench:{name}").remote(
+                    [run.to_json() for run in pack], str(out_dir), token, data_home, checkpoints,
                     max(1, int(res["num_cpus"])), wait)
-                pending[ref] = run
+                pending[ref] = pack
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in ready:
-                    run = pending.pop(ref)
-                    outcome = self._collect(ray, ref, run, out_dir)
-                    overall.record(outcome)
-                    outcomes[run.id] = outcome
-                    log(overall.line(outcome))
+                    pack = pending.pop(ref)
+                    for outcome in self._collect(ray, ref, pack, out_dir):
+                        overall.record(outcome)
+                        outcomes[outcome.run_id] = outcome
+                        log(overall.line(outcome))
         except KeyboardInterrupt:
             self._cancel(ray, pending)
             raise
         return outcomes
 
-    def _collect(self, ray: Any, ref: Any, run: RunSpec, out_dir: Path) -> RunOutcome:
-        """The outcome of a finished task; writes a non-sharing worker's files into the results."""
+    def _collect(self, ray: Any, ref: Any, pack: Sequence[RunSpec], out_dir: Path) -> list[RunOutcome]:
+        """The outcomes of a finished task, one per run of its pack; writes a non-sharing worker's files
+        into the results."""
         try:
             reply = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
-            return RunOutcome(run.id, "failed", error="cancelled")
+            return [RunOutcome(run.id, "failed", error="cancelled") for run in pack]
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.OutOfMemoryError) as exc:
-            return RunOutcome(run.id, "failed", error=_record_lost_worker(run, out_dir, exc, self.max_retries))
+            return [RunOutcome(run.id, "failed", error=_record_lost_worker(run, out_dir, exc, self.max_retries))
+                    for run in pack]
         except ray.exceptions.RayError as exc:
-            # Not a failure of the run itself (execute_run records those): e.g. disent_bench missing on
-            # the worker, or an object lost with its node.
+            # Not a failure of the runs themselves (execute_pack records those): e.g. disent_bench missing
+            # on the worker, or an object lost with its node.
             first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-            return RunOutcome(run.id, "failed", error=f"ray task failed: {type(exc).__name__}: {first_line}")
-        outcome = RunOutcome(**reply["outcome"])
-        outcome.extra = {**outcome.extra, "executor": "ray", "host": reply["host"], "pid": reply["pid"],
-                         "shared_filesystem": reply["shared"]}
-        if reply["files"] is not None and outcome.status != "claimed":
-            _store_returned_files(run, out_dir, reply["files"])
-            if outcome.status == "skipped":
-                # Finished on the worker's disk by an earlier attempt; new to the results directory.
-                outcome.status = "done"
-        return outcome
+            return [RunOutcome(run.id, "failed", error=f"ray task failed: {type(exc).__name__}: {first_line}")
+                    for run in pack]
+        outcomes = []
+        for run, outcome_json, files in zip(pack, reply["outcomes"], reply["files"]):
+            outcome = RunOutcome(**outcome_json)
+            outcome.extra = {**outcome.extra, "executor": "ray", "host": reply["host"], "pid": reply["pid"],
+                             "shared_filesystem": reply["shared"]}
+            if files is not None and outcome.status != "claimed":
+                _store_returned_files(run, out_dir, files)
+                if outcome.status == "skipped":
+                    # Finished on the worker's disk by an earlier attempt; new to the results directory.
+                    outcome.status = "done"
+            outcomes.append(outcome)
+        return outcomes
 
     @staticmethod
-    def _cancel(ray: Any, pending: Mapping[Any, RunSpec]) -> None:
+    def _cancel(ray: Any, pending: Mapping[Any, Sequence[RunSpec]]) -> None:
         """Ctrl-C: stop every outstanding task (a KeyboardInterrupt inside it), and give them a moment."""
         if not pending:
             return
