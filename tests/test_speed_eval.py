@@ -36,19 +36,3 @@ def test_speed_eval_rejects_unknown_metric(data_home):
     outcome = CliRunner().invoke(app, ["speed", "--eval", "--metrics", "nope", "--dataset", "dsprites_tiny"])
     assert isinstance(outcome.exception, UserError)  # the CLI's main() turns it into "error: ..." and exit 2
     assert "unknown metric 'nope'" in str(outcome.exception)
-
-
-def test_reference_eval_script_refuses_a_folder_that_is_not_the_reference(tmp_path):
-    """scripts/reference-eval-time: a wrong --dlib path or metric is one clear line and exit code 2."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "reference-eval-time"
-    wrong = subprocess.run([sys.executable, str(script), "--dlib", str(tmp_path)], capture_output=True, text=True)
-    assert wrong.returncode == 2
-    assert "is not a disentanglement_lib checkout" in wrong.stderr and "Traceback" not in wrong.stderr
-    (tmp_path / "disentanglement_lib" / "evaluation" / "metrics").mkdir(parents=True)
-    unknown = subprocess.run([sys.executable, str(script), "--dlib", str(tmp_path), "--metrics", "mig,migg"],
-                             capture_output=True, text=True)
-    assert unknown.returncode == 2 and "unknown metric(s) migg" in unknown.stderr
