@@ -247,8 +247,8 @@ def _introsort_where_tied(values, samples, start, n, XT, feature, sorted_seg, ti
 
 @_jit
 def _build_tree(XT, y, target, presorted, has_ties, tie_feature_ptr, tie_group_ptr, tie_members, row_id,
-                root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature, node_threshold, node_impurity,
-                node_weight, node_value, leaf_of):
+                root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature, node_threshold,
+                node_impurity, node_weight, node_value, leaf_of):
     """Grow one tree on ``(X, y)`` given ``XT = X.T`` (contiguous: a feature's values are gathered at
     random sample indices); fill the node arrays and each sample's leaf; return the node count.
 
@@ -267,7 +267,8 @@ def _build_tree(XT, y, target, presorted, has_ties, tie_feature_ptr, tie_group_p
     values = np.empty(n, np.float32)
     features = np.arange(n_features)
     constant_features = np.empty(n_features, np.int64)
-    # Per feature without ties: the node's samples in that feature's (unique) sorted order.
+    # Per feature: the node's samples in that feature's presorted order (unique up to interchangeable samples
+    # where the feature has no tie a tree can tell apart; elsewhere what the introsort copies untied parts from).
     sorted_seg = presorted.copy()
     buffer = np.empty(n, np.int64)
     goes_left = np.zeros(n, np.bool_)
@@ -482,7 +483,7 @@ def _build_tree(XT, y, target, presorted, has_ties, tie_feature_ptr, tie_group_p
         node_feature[node_id] = best_feature
         node_threshold[node_id] = best_threshold
         if depth + 1 < max_depth:
-            # Keep every tie-free feature's sorted segment split the same way (stable partition).
+            # Keep every feature's sorted segment split the same way (stable partition).
             for p in range(start, best_pos):
                 goes_left[samples[p]] = True
                 node_tag[samples[p]] = 2 * node_id + 1
@@ -608,8 +609,8 @@ def _fit_one_tree(XT, neg_gradient, y_true, k, presorted, has_ties, tie_feature_
     y = np.ascontiguousarray(neg_gradient[:, k])
     leaf_of = np.empty(n, np.int64)
     node_count = _build_tree(XT, y, y_true, presorted, has_ties, tie_feature_ptr, tie_group_ptr, tie_members,
-                             row_id, root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature, node_threshold,
-                             node_impurity, node_weight, node_value, leaf_of)
+                             row_id, root_orders, root_slot, seed, max_depth, node_left, node_right, node_feature,
+                             node_threshold, node_impurity, node_weight, node_value, leaf_of)
     # Leaf values (samples of each leaf in index order, as numpy would gather them).
     counts = np.zeros(node_count, np.int64)
     for i in range(n):
@@ -794,8 +795,9 @@ class TieGroups:
             column = X32[order, f]
             key = row_id[order] * (int(labels.max()) + 1) + labels[order]
             bounds = np.flatnonzero(np.r_[True, column[1:] != column[:-1], True])
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                if hi - lo > 1 and np.any(key[lo + 1:hi] != key[lo]):
+            repeated = np.diff(bounds) > 1  # only values held by two or more samples can be ties
+            for lo, hi in zip(bounds[:-1][repeated], bounds[1:][repeated]):
+                if np.any(key[lo + 1:hi] != key[lo]):
                     members.extend(order[lo:hi])
                     group_ptr.append(len(members))
             feature_ptr.append(len(group_ptr) - 1)
@@ -862,7 +864,7 @@ class RootOrders:
     def __init__(self, XT: np.ndarray, presorted: np.ndarray, ties: TieGroups, max_bytes: int = 128 << 20):
         self.XT, self.presorted = XT, presorted
         n_features, n = XT.shape
-        values = np.sort(XT, axis=1)
+        values = np.take_along_axis(XT, presorted, axis=1)  # each feature's values in sorted order
         self.is_constant = values[:, -1] <= values[:, 0] + _FEATURE_THRESHOLD
         # Where every kept tie group of a feature sits in its sorted order: the sorts honour them all.
         self.tie_positions = []
