@@ -24,11 +24,13 @@ import numpy as np
 import torch
 
 from disent_bench import models
+from disent_bench.data import get_dataset
+from disent_bench.devices import resolve_device, usable_cores
 from disent_bench.errors import UserError
 from disent_bench.metrics import dci, evaluate, parse_metrics
 from disent_bench.metrics.presets import resolve_settings
 from disent_bench.speed import _device_name, _sync
-from disent_bench.train import TrainConfig, prepare_model, resolve_device
+from disent_bench.train import TrainConfig, prepare_model
 
 __all__ = ["measure_eval", "bare_encode_rate"]
 
@@ -54,14 +56,17 @@ def measure_eval(device: str = "auto", *, preset: str = "paper", metrics: str | 
                  dataset: str = "dsprites", source: str = "synthetic", seed: int = 0, batch_size: int = 1024,
                  dci_baseline: bool = False, threads: int | None = None, progress: bool = True,
                  data_dir=None) -> dict[str, Any]:
-    """Time the ``preset`` evaluation of the reference encoder on ``dataset``; see the module docstring."""
-    from disent_bench.data import get_dataset
+    """Time the ``preset`` evaluation of the reference encoder on ``dataset``; see the module docstring.
 
+    ``threads``: torch's threads (the encoding) and the metrics' own (DCI's boosting) for the measurement;
+    default: torch's setting as it is, and the cores this process may use for the metrics.
+    """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"speed: threads must be an integer >= 1, got {threads!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"speed: batch_size must be an integer >= 1, got {batch_size!r}")
     names = parse_metrics(metrics) if metrics is not None else None
+    metric_threads = threads if threads is not None else usable_cores()
     before = torch.get_num_threads()
     try:
         if threads is not None:
@@ -76,7 +81,7 @@ def measure_eval(device: str = "auto", *, preset: str = "paper", metrics: str | 
         kwargs = {} if names is None else {"metrics": names}
         start = time.perf_counter()
         scores = evaluate(data, model, preset=preset, seed=seed, device=torch_device, progress=progress,
-                          batch_size=batch_size, **kwargs)
+                          batch_size=batch_size, threads=metric_threads, **kwargs)
         total = time.perf_counter() - start
         metric_seconds = {key[:-len(".seconds")]: value for key, value in scores.items()
                           if key.endswith(".seconds")}
@@ -84,7 +89,8 @@ def measure_eval(device: str = "auto", *, preset: str = "paper", metrics: str | 
         bare_rate = bare_encode_rate(model, channels, batch_size, torch_device)
         result: dict[str, Any] = {
             "device": str(torch_device), "device_name": _device_name(torch_device),
-            "threads": torch.get_num_threads(), "dataset": f"{dataset} ({data.source})", "preset": preset,
+            "threads": torch.get_num_threads(), "metric_threads": metric_threads,
+            "dataset": f"{dataset} ({data.source})", "preset": preset,
             "seconds": total, "encoding_seconds": scores["encoding_seconds"],
             "images_encoded": int(scores["images_encoded"]), "metric_seconds": metric_seconds,
             "encode_images_per_s": encode_rate, "bare_encode_images_per_s": bare_rate,
@@ -92,14 +98,17 @@ def measure_eval(device: str = "auto", *, preset: str = "paper", metrics: str | 
             "torch_version": str(torch.__version__),
         }
         if dci_baseline:
-            result["dci_baseline"] = _dci_both_ways(data, model, preset, seed, torch_device, batch_size)
+            result["dci_baseline"] = _dci_both_ways(data, model, preset, seed, torch_device, batch_size,
+                                                    metric_threads)
         return result
     finally:
         torch.set_num_threads(before)
 
 
-def _dci_both_ways(data, model, preset: str, seed: int, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """DCI's classifiers on the preset's sample of codes, re-implemented and with scikit-learn."""
+def _dci_both_ways(data, model, preset: str, seed: int, device: torch.device, batch_size: int,
+                   threads: int) -> dict[str, Any]:
+    """DCI's classifiers on the preset's sample of codes, re-implemented (on ``threads`` threads) and with
+    scikit-learn."""
     settings = resolve_settings(["dci"], preset, None)["dci"]
     rng = np.random.default_rng(seed)
     draws = dci.draw(data, settings, rng)
@@ -117,7 +126,7 @@ def _dci_both_ways(data, model, preset: str, seed: int, device: torch.device, ba
     timings, results = {}, {}
     for estimator in dci.ESTIMATORS:
         start = time.perf_counter()
-        results[estimator] = dci.importance_gbt(*args, estimator=estimator)
+        results[estimator] = dci.importance_gbt(*args, estimator=estimator, n_threads=threads)
         timings[estimator] = time.perf_counter() - start
     exact, reference = results["exact"], results["sklearn"]
     return {"num_train": len(train), "num_test": len(test), "factor_sizes": list(data.factor_sizes),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,6 +40,24 @@ def _print_table(result: dict[str, float], title: str) -> None:
     Console().print(table)
 
 
+@contextlib.contextmanager
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """With ``threads``: torch's intra-op pool and the BLAS/OpenMP pools limited to it meanwhile; None: as they are."""
+    if threads is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fmt(value: float) -> str:
     if math.isnan(value):
         return "nan"
@@ -59,12 +79,17 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Evaluation seed: every sample and estimator derives from it.")] = 0,
         representation: Annotated[str, typer.Option(help="mean (headline) or sampled (mean + std * noise).")] = "mean",
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+        threads: Annotated[Optional[int], typer.Option(
+            min=1, help="CPU threads of the evaluation: torch's (encoding), the BLAS pools' and DCI's boosting "
+                        "(default: torch's and BLAS's own settings, and the cores this process may use for "
+                        "DCI).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     ) -> None:
         """Score a trained model on a dataset with the reference-protocol metrics."""
         from disent_bench import metrics as metric_lib
         from disent_bench.data import get_dataset
-        from disent_bench.train import load_model, resolve_device
+        from disent_bench.devices import resolve_device
+        from disent_bench.train import load_model
 
         # Check every argument before the slow parts (loading data, encoding).
         names = metric_lib.parse_metrics(metrics) if metrics else list(metric_lib.DEFAULT_METRICS)
@@ -80,8 +105,10 @@ def register(app: typer.Typer) -> None:
         torch_device = resolve_device(device)
         model = load_model(checkpoint, device=torch_device)
         data = get_dataset(dataset, source=source, progress=not as_json)
-        result = metric_lib.evaluate(data, model, metrics=names, preset=preset, seed=seed,
-                                     representation=representation, device=torch_device, progress=not as_json)
+        with _cpu_threads(threads):
+            result = metric_lib.evaluate(data, model, metrics=names, preset=preset, seed=seed,
+                                         representation=representation, device=torch_device,
+                                         progress=not as_json, threads=threads)
         if as_json:
             typer.echo(json.dumps({"checkpoint": str(checkpoint), "dataset": data.name, "source": data.source,
                                    "preset": preset, "seed": seed, "representation": representation,

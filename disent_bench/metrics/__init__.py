@@ -26,6 +26,7 @@ The estimators, their settings and the presets: :mod:`~disent_bench.metrics.beta
 :mod:`~disent_bench.metrics.sap`, :mod:`~disent_bench.metrics.modularity`,
 :mod:`~disent_bench.metrics.reconstruction`, :mod:`~disent_bench.metrics.unsupervised` (no labels: total
 correlation, Wasserstein dependency and mutual information of the codes), :mod:`~disent_bench.metrics.presets`.
+What a metric module must provide, and how to add one: :mod:`~disent_bench.metrics.interface`.
 """
 
 from __future__ import annotations
@@ -39,19 +40,23 @@ import sklearn
 import torch
 
 from disent_bench.data.base import GroundTruthData
+from disent_bench.devices import resolve_device, usable_cores
 from disent_bench.errors import UserError
 from disent_bench.metrics import beta_vae, dci, factor_vae, mig, modularity, reconstruction, sap, unsupervised
 from disent_bench.metrics.cache import (CodeView, Encoder, ObservationSet, RepresentationCache, can_decode, is_model,
                                        model_device)
+from disent_bench.metrics.interface import LABELS_SUFFIX, Metric
 from disent_bench.metrics.presets import PRESETS, resolve_settings
 from disent_bench.progress import ProgressReporter
 
-__all__ = ["evaluate", "available", "parse_metrics", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions"]
+__all__ = ["evaluate", "available", "parse_metrics", "PRESETS", "DEFAULT_METRICS", "REPRESENTATIONS", "versions",
+           "Metric"]
 
 # Order matters: a metric's position here fixes its random stream (SeedSequence spawn key), so a new
-# metric goes at the end and the numbers of the others do not change.
-_MODULES = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity, reconstruction,
-                                               unsupervised)}
+# metric goes at the end and the numbers of the others do not change. Each module is a Metric
+# (disent_bench.metrics.interface).
+_MODULES: dict[str, Metric] = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity,
+                                                                  reconstruction, unsupervised)}
 DEFAULT_METRICS: tuple[str, ...] = tuple(_MODULES)
 REPRESENTATIONS = ("mean", "sampled")
 
@@ -82,10 +87,6 @@ def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
 
 def _resolve_device(encoder: object, device) -> torch.device:
     if device is not None:
-        try:
-            from disent_bench.train import resolve_device
-        except ImportError:  # training module not present: accept explicit torch device strings
-            return torch.device(device)
         return resolve_device(str(device)) if not isinstance(device, torch.device) else device
     if isinstance(encoder, torch.nn.Module):
         return model_device(encoder)
@@ -95,7 +96,7 @@ def _resolve_device(encoder: object, device) -> torch.device:
 def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = DEFAULT_METRICS,
              preset: str = "paper", seed: int = 0, representation: str = "mean",
              settings: Mapping[str, Mapping[str, object]] | None = None, device=None,
-             progress: bool = True, batch_size: int = 1024) -> dict[str, float]:
+             progress: bool = True, batch_size: int = 1024, threads: int | None = None) -> dict[str, float]:
     """Score ``encoder`` on ``dataset`` with the chosen metrics.
 
     Parameters
@@ -120,6 +121,10 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
         Where to encode; default: the model's device (CPU for plain callables).
     batch_size:
         Images per encoder call.
+    threads:
+        CPU threads a metric may use for itself (DCI's boosting); default: the cores this process may
+        use. It changes the speed only, never a number. (The encoding runs with torch's own thread
+        setting, which the caller controls.)
     """
     start = time.perf_counter()
     names = parse_metrics(metrics)
@@ -129,16 +134,21 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise UserError(f"threads must be an integer >= 1 (or None: the usable cores), got {threads!r}")
     if not isinstance(dataset, GroundTruthData):
         raise UserError(f"dataset must be a GroundTruthData (see disent_bench.data.get_dataset), "
                         f"got {type(dataset).__name__}")
     chosen = resolve_settings(names, preset, settings)
-    if "reconstruction" in names and not can_decode(encoder):
-        warnings.warn("reconstruction skipped: the encoder has no decoder (model.decode); "
-                      "it needs a model, not an encoder-only callable", stacklevel=2)
-        names.remove("reconstruction")
+    decoding = [name for name in names if "model" in _MODULES[name].NEEDS]
+    if decoding and not can_decode(encoder):
+        for name in decoding:
+            warnings.warn(f"{name} skipped: the encoder has no decoder (model.decode); "
+                          "it needs a model, not an encoder-only callable", stacklevel=2)
+            names.remove(name)
         if not names:
-            raise UserError("only reconstruction was asked for, and it needs a model with a decoder "
+            raise UserError(f"only {', '.join(decoding)} was asked for, and it needs a model with a decoder "
                             "(encode and decode); this encoder has no decode()")
     if representation == "sampled" and not is_model(encoder):
         raise UserError("representation='sampled' needs an encoder that returns a variance "
@@ -148,6 +158,9 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
                         "this model is deterministic: use representation='mean'")
 
     device = _resolve_device(encoder, device)
+    # What a metric may ask for besides its codes: its NEEDS, from disent_bench.metrics.interface.EXTRAS.
+    extras = {"model": encoder, "device": device,
+              "threads": int(threads) if threads is not None else usable_cores()}
     # One independent stream per metric, fixed by the metric's place in the canonical list.
     # Each stream splits into (samples, sampled-code noise, sklearn random_state).
     # The fourth child keys the nuisance of datasets that draw some per observation (spawning it does not
@@ -167,7 +180,7 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
     needed = np.zeros(len(encoded), dtype=bool)  # a mask, not np.unique: O(n) for millions of draws
     for d in draws.values():
         for key, array in d.items():
-            if not key.endswith("_labels"):
+            if not key.endswith(LABELS_SUFFIX):
                 needed[array.ravel()] = True
     union = np.flatnonzero(needed)
 
@@ -194,11 +207,9 @@ def evaluate(dataset: GroundTruthData, encoder, metrics: str | Sequence[str] = D
                 noise_rng = np.random.default_rng(streams[name][1])
                 random_state = int(streams[name][2].generate_state(1)[0] % (2**31 - 1))
                 view = CodeView(cache, representation, noise_rng)
-                if name == "reconstruction":
-                    scores = reconstruction.compute(views[name], draws[name], view, chosen[name], random_state,
-                                                    model=encoder, device=device)
-                else:
-                    scores = _MODULES[name].compute(views[name], draws[name], view, chosen[name], random_state)
+                module = _MODULES[name]
+                scores = module.compute(views[name], draws[name], view, chosen[name], random_state,
+                                        **{extra: extras[extra] for extra in module.NEEDS})
                 for key, value in scores.items():
                     result[f"{name}.{key}"] = float(value)
                 result[f"{name}.seconds"] = time.perf_counter() - metric_start

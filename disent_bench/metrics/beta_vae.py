@@ -24,6 +24,7 @@ from disent_bench.metrics.cache import CodeView
 from disent_bench.metrics.sklearn_utils import logistic_regression, quiet_fit
 
 NAME = "beta_vae"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
 
 
 def draw_pairs(dataset: GroundTruthData, num_points: int, batch_size: int,

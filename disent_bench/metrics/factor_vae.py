@@ -26,6 +26,7 @@ from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
 
 NAME = "factor_vae"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
 
 
 def draw_votes(dataset: GroundTruthData, num_points: int, batch_size: int,

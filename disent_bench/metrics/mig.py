@@ -20,6 +20,7 @@ from disent_bench.metrics.discrete import discrete_entropy, histogram_discretize
 from disent_bench.metrics.sampling import draw_train as draw
 
 NAME = "mig"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
 
 
 def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> float:

@@ -33,6 +33,7 @@ from disent_bench.metrics.discrete import histogram_discretize, mutual_info_matr
 from disent_bench.metrics.sklearn_utils import logistic_regression, quiet_fit
 
 NAME = "modularity"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
 
 
 def modularity(mutual_information: np.ndarray) -> float:

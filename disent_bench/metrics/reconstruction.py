@@ -23,6 +23,7 @@ from disent_bench.errors import UserError
 from disent_bench.metrics.cache import CodeView
 
 NAME = "reconstruction"
+NEEDS: tuple[str, ...] = ("model", "device")  # compute() decodes codes with the model, on its device
 
 
 def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ from disent_bench.metrics.sampling import draw_train_test
 from disent_bench.metrics.sklearn_utils import linear_svc, quiet_fit
 
 NAME = "sap"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
 
 
 def score_matrix(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,

@@ -58,6 +58,7 @@ from disent_bench.metrics.discrete import histogram_discretize, mutual_info_matr
 from disent_bench.metrics.sampling import draw_train as draw
 
 NAME = "unsupervised"
+NEEDS: tuple[str, ...] = ()  # compute() reads codes only
 
 
 def _non_degenerate(cov: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.stats
-import torch
 
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
@@ -35,6 +34,7 @@ from disent_bench.metrics.sampling import draw_train_test
 from disent_bench.metrics.sklearn_utils import gradient_boosting
 
 NAME = "dci"
+NEEDS: tuple[str, ...] = ("threads",)  # the boosting's threads: its speed, never its numbers
 
 
 def _per_row_score(weights: np.ndarray) -> np.ndarray:
@@ -119,8 +119,8 @@ draw = draw_train_test
 
 
 def compute(dataset: GroundTruthData, draws: dict[str, np.ndarray], view: CodeView, settings: dict,
-            random_state: int) -> dict[str, float]:
+            random_state: int, *, threads: int) -> dict[str, float]:
     train, test = draws["train"], draws["test"]
-    # As many boosting threads as torch may use in this run (the run's CPU share); numbers do not change.
+    # ``threads``: the evaluator's (the run's CPU share); the boosting's numbers do not depend on it.
     return dci_from_codes(view.codes(train), dataset.factors_of(train), view.codes(test),
-                          dataset.factors_of(test), random_state, n_threads=torch.get_num_threads())
+                          dataset.factors_of(test), random_state, n_threads=threads)

@@ -31,7 +31,6 @@ the fit scales with cores; results do not depend on the thread count.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -39,6 +38,8 @@ import numba
 import numpy as np
 import scipy.special
 import scipy.stats
+
+from disent_bench.devices import usable_cores
 
 __all__ = ["BoostedTrees", "Codes", "TieGroups", "fit", "fit_predict"]
 
@@ -958,12 +959,7 @@ class Codes:
 
 
 def _thread_count(n_threads: int | None) -> int:
-    if n_threads is not None:
-        return max(1, int(n_threads))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, int(n_threads)) if n_threads is not None else usable_cores()
 
 
 def fit(X: np.ndarray, y: np.ndarray, random_state: int, *, n_estimators: int = 100,
