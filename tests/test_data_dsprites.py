@@ -11,6 +11,7 @@ import pytest
 from disent_bench.data import dsprites
 from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
+from disent_bench.reference_compare import dsprites as dsprites_compare
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE_GIF = SHARED / "reference" / "dsprites.gif"
@@ -248,9 +249,9 @@ def test_tiny_dataset_renders_fast_through_get_dataset(data_home):
 @pytest.mark.skipif(not REFERENCE_GIF.is_file(), reason=f"reference frames not found at {REFERENCE_GIF} "
                     "(the team's shared/ folder is not beside this checkout)")
 def test_synthetic_images_match_the_official_reference_frames():
-    frames = dsprites.reference_frames(REFERENCE_GIF)
+    frames = dsprites_compare.reference_frames(REFERENCE_GIF)
     assert frames.shape == (320, 64, 64)
-    table = dsprites._sprite_table()
+    table = dsprites_compare._sprite_table()
     sample = range(0, 320, 16)
-    ious = [dsprites._best_match(frames[number], table)[0] for number in sample]
+    ious = [dsprites_compare._best_match(frames[number], table)[0] for number in sample]
     assert min(ious) >= 0.9, dict(zip(sample, ious))

@@ -11,6 +11,7 @@ import pytest
 from disent_bench.data import shapes3d
 from disent_bench.data import shapes3d_render as render
 from disent_bench.errors import UserError
+from disent_bench.reference_compare import shapes3d as shapes3d_compare
 
 REFERENCE_GIF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "3dshapes.gif"
 
@@ -275,9 +276,9 @@ def _small_maps():
 @pytest.mark.skipif(not REFERENCE_GIF.is_file(), reason=f"reference GIF not found at {REFERENCE_GIF} "
                     "(the team's shared/ folder beside the project)")
 def test_reference_frames_and_hue_estimates():
-    frames = shapes3d.reference_frames(REFERENCE_GIF)
+    frames = shapes3d_compare.reference_frames(REFERENCE_GIF)
     assert frames.shape == (53, 64, 64, 3) and frames.dtype == np.uint8
-    floors, walls, objects = shapes3d._candidate_hues(frames[7])  # red floor, blue (0.6) wall, green object
+    floors, walls, objects = shapes3d_compare._candidate_hues(frames[7])  # red floor, blue (0.6) wall, green object
     assert floors[0] == 0 and walls[0] == 6 and objects[0] == 3
     synthetic = render.render_indices([_index()])[0].astype(int)
     assert np.abs(synthetic - frames[7].astype(int)).mean() < 8
@@ -299,10 +300,10 @@ def test_compare_reference_recovers_known_frames(tmp_path, monkeypatch):
     gif = tmp_path / "frames.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
     out = tmp_path / "pictures" / "compare.png"
-    result = shapes3d.compare_reference(gif, out, progress=False)
+    result = shapes3d_compare.compare_reference(gif, out, progress=False)
     assert result["frames"] == 2
     assert [tuple(f) for f in result["factors"]] == truth
     assert result["mean_abs_error"] < 6  # GIF palette and resampling only
     assert out.is_file() and out.stat().st_size > 10_000
     with pytest.raises(UserError, match=r"must be a \.png"):
-        shapes3d.compare_reference(gif, tmp_path / "compare.jpg", progress=False)
+        shapes3d_compare.compare_reference(gif, tmp_path / "compare.jpg", progress=False)

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from disent_bench._io import check_output_path
+from disent_bench import reference_compare
+from disent_bench._io import atomic_path, check_output_path
 from disent_bench.errors import UserError
 
 data_app = typer.Typer(help="Datasets: list, download, render synthetic copies, picture and compare them.",
@@ -29,6 +30,7 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except UserError as exc:
+            # Local: disent_bench.cli imports this module before it defines fail (a cycle at import time).
             from disent_bench.cli import fail
 
             raise fail(str(exc)) from None
@@ -51,6 +53,9 @@ def _check_png_output(out: Path) -> None:
 @_user_errors
 def list_datasets(data_dir: DataDirOption = None) -> None:
     """Show every dataset: factors, image count, nuisance, official files and synthetic cache (reads no images)."""
+    # Local, as every disent_bench.data import in this module: rich.console and rich.table take ~0.06 s to
+    # import and disent_bench.data ~3 s (it loads torch), against ~0.3 s for the whole CLI (-X importtime,
+    # 2-core machine); every command would pay them at start-up.
     from rich.console import Console
     from rich.table import Table
 
@@ -183,12 +188,12 @@ def _shown_classes(size: int) -> np.ndarray:
 
 
 def _write_traversal_png(dataset, out: Path, seed: int) -> None:
+    # Local: matplotlib.pyplot takes ~1.2 s to import (-X importtime, after disent_bench.data, 2-core machine),
+    # which only `data show` needs.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from disent_bench._io import atomic_path
 
     rng = np.random.default_rng(seed)
     base = dataset.sample_factors(1, rng)[0]
@@ -270,12 +275,13 @@ def compare_dataset(name: Annotated[str, typer.Argument(help="dsprites or shapes
 
 
 def _comparison_module(name: str):
-    comparable = ("dsprites", "shapes3d")
+    comparable = reference_compare.DATASETS
     if name not in comparable:
         raise UserError(f"no reference comparison for {name!r}; it exists for: {', '.join(comparable)}")
-    module = importlib.import_module(f"disent_bench.data.{name}")
+    # Imported by name when a comparison runs: it imports disent_bench.data (~3 s, see list_datasets).
+    module = importlib.import_module(f"{reference_compare.__name__}.{name}")
     if not hasattr(module, "compare_reference"):
-        raise UserError(f"disent_bench.data.{name} has no compare_reference()")
+        raise UserError(f"{module.__name__} has no compare_reference()")
     return module
 
 

@@ -16,14 +16,15 @@ Official file
 
 Synthetic renderer
     There is no generator script for dSprites; the geometry below was measured from the official
-    ``dsprites.gif`` (see ``compare_reference`` and the team spec): the sprite centre is
-    ``16 + 32*pos`` pixels on both axes, a pixel is on when its centre lies inside the shape (no
-    anti-aliasing), and orientation turns the sprite counter-clockwise as displayed. With those
-    rules every pixel coordinate relative to a sprite centre is an odd multiple of 1/62 pixel, so
-    each (shape, scale, orientation) is rasterised once on that fine lattice and all 1,024
-    positions are gathered from it: the full set renders in ~12-20 s on two busy CPU cores.
-    Against the 320 official frames the best-matching synthetic images reach IoU 0.977 on average
-    (squares and ellipses ~0.99-1.0, hearts ~0.96), 0.933 at worst.
+    ``dsprites.gif`` (see the team spec): the sprite centre is ``16 + 32*pos`` pixels on both axes,
+    a pixel is on when its centre lies inside the shape (no anti-aliasing), and orientation turns
+    the sprite counter-clockwise as displayed. With those rules every pixel coordinate relative to a
+    sprite centre is an odd multiple of 1/62 pixel, so each (shape, scale, orientation) is
+    rasterised once on that fine lattice (:func:`render_block`) and all 1,024 positions are gathered
+    from it: the full set renders in ~12-20 s on two busy CPU cores. Against the 320 official frames
+    the best-matching synthetic images reach IoU 0.977 on average (squares and ellipses ~0.99-1.0,
+    hearts ~0.96), 0.933 at worst; :mod:`disent_bench.reference_compare.dsprites` measures that
+    (``disent-bench data compare dsprites``).
 """
 
 from __future__ import annotations
@@ -37,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from disent_bench._io import check_output_path
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec
 from disent_bench.errors import UserError
 from disent_bench.progress import ProgressReporter
 
 __all__ = ["SPEC", "TINY_SPEC", "FACTOR_NAMES", "FACTOR_SIZES", "FACTOR_VALUES", "SHAPE_NAMES",
-           "render", "render_store", "load_official", "compare_reference", "reference_frames"]
+           "render", "render_block", "render_store", "load_official"]
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -75,10 +75,10 @@ FULL_GRID = tuple(np.arange(n) for n in FACTOR_SIZES)
 
 # -- geometry ---------------------------------------------------------------------------------------
 # Sizes at scale 1, in pixels, fitted to the 320 official frames of dsprites.gif (mean IoU over the
-# frames of each shape; see compare_reference). They are a little smaller than the round numbers of
-# the team spec (square side 20, ellipse 26 x 14): those round numbers were counted at orientation 0
-# and position 0, where pixel centres sit at half-integers and any half side in [9.5, 10.5) gives 20
-# pixels; rotated sprites pin the sizes down.
+# frames of each shape; see disent_bench.reference_compare.dsprites). They are a little smaller than
+# the round numbers of the team spec (square side 20, ellipse 26 x 14): those round numbers were
+# counted at orientation 0 and position 0, where pixel centres sit at half-integers and any half side
+# in [9.5, 10.5) gives 20 pixels; rotated sprites pin the sizes down.
 SQUARE_HALF_SIDE = 9.6
 ELLIPSE_SEMI_AXES = (12.75, 7.25)  # horizontal, vertical at orientation 0
 # Heart: two lobe circles (radius, centres at (+-x, y)) and 45-degree sides meeting at the point (0, y);
@@ -142,11 +142,13 @@ def _lattice_index(numerators: np.ndarray, radius: float) -> tuple[np.ndarray, n
     return values, index
 
 
-def _render_block(shape: int, scale: float, angle: float, pos_x: np.ndarray, pos_y: np.ndarray) -> np.ndarray:
+def render_block(shape: int, scale: float, angle: float, pos_x: np.ndarray, pos_y: np.ndarray) -> np.ndarray:
     """Bit-packed images ``(len(pos_x), len(pos_y), 64, 8)`` of one (shape, scale, angle) at all positions.
 
-    The shape is evaluated once at every distinct pixel-centre offset (a lattice of 1/31 px for the
-    full grid), then each image is a gather of 64 rows and 64 columns from that lattice.
+    ``shape`` is a shape class, ``scale`` and ``angle`` (radians) are factor values, ``pos_x`` and
+    ``pos_y`` are arrays of position classes. The shape is evaluated once at every distinct
+    pixel-centre offset (a lattice of 1/31 px for the full grid), then each image is a gather of 64
+    rows and 64 columns from that lattice.
     """
     radius = _SHAPE_RADIUS[shape] * scale
     x_values, x_index = _lattice_index(_offsets(pos_x), radius)
@@ -190,8 +192,8 @@ def render(factor_classes: np.ndarray) -> np.ndarray:
         shape, scale, orientation = classes[rows[0], :3]
         pos_x, x_at = np.unique(classes[rows, 3], return_inverse=True)
         pos_y, y_at = np.unique(classes[rows, 4], return_inverse=True)
-        block = _render_block(int(shape), float(FACTOR_VALUES[1][scale]), float(FACTOR_VALUES[2][orientation]),
-                              pos_x, pos_y)
+        block = render_block(int(shape), float(FACTOR_VALUES[1][scale]), float(FACTOR_VALUES[2][orientation]),
+                             pos_x, pos_y)
         out[rows] = np.unpackbits(block[x_at, y_at], axis=-1)
     return out
 
@@ -218,8 +220,8 @@ def render_store(grid=FULL_GRID, out: np.ndarray | None = None, *, progress: boo
 
     def work(number: int) -> None:
         a, b, c = sprites[number]
-        block = _render_block(int(grid[0][a]), float(scales[grid[1][b]]), float(angles[grid[2][c]]),
-                              grid[3], grid[4])
+        block = render_block(int(grid[0][a]), float(scales[grid[1][b]]), float(angles[grid[2][c]]),
+                             grid[3], grid[4])
         out[number * per_sprite:(number + 1) * per_sprite] = block.reshape(per_sprite, IMAGE_SIZE, IMAGE_SIZE // 8)
 
     # Threads only pay off with cores to spare (measured: 2 threads on a busy 2-core machine were slower).
@@ -446,158 +448,3 @@ TINY_SPEC = DatasetSpec(
     description="dSprites smoke-test grid (same renderer): 1,536 images for fast tests",
 )
 
-
-# -- comparison with the official reference frames --------------------------------------------------
-def reference_frames(gif_path: str | os.PathLike) -> np.ndarray:
-    """The frames of a dSprites reference gif as a bool array ``(n, 64, 64)`` (True: sprite)."""
-    from PIL import Image, UnidentifiedImageError
-
-    gif_path = Path(gif_path)
-    try:
-        with Image.open(gif_path) as image:
-            frames = []
-            for number in range(getattr(image, "n_frames", 1)):
-                image.seek(number)
-                frames.append(np.asarray(image.convert("L")) > 127)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UserError(f"{gif_path}: cannot read the reference gif ({exc})") from None
-    frames = np.stack(frames)
-    if frames.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise UserError(f"{gif_path}: frames are {frames.shape[2]}x{frames.shape[1]}, dSprites frames are 64x64")
-    return frames
-
-
-def _sprite_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per (shape, scale, orientation): pixel count and centroid offset from the sprite centre."""
-    keys, areas, offsets = [], [], []
-    middle = np.array([15])
-    centre = 16 + 32 * 15 / 31
-    coords = np.arange(IMAGE_SIZE) + 0.5
-    for shape in range(3):
-        for scale in range(FACTOR_SIZES[1]):
-            for orientation in range(FACTOR_SIZES[2]):
-                image = np.unpackbits(_render_block(shape, FACTOR_VALUES[1][scale], FACTOR_VALUES[2][orientation],
-                                                    middle, middle)[0, 0], axis=-1)
-                area = image.sum()
-                keys.append((shape, scale, orientation))
-                areas.append(area)
-                offsets.append(((image.sum(0) @ coords) / area - centre, (image.sum(1) @ coords) / area - centre))
-    return np.array(keys), np.array(areas, dtype=float), np.array(offsets)
-
-
-def _best_match(frame: np.ndarray, table) -> tuple[float, np.ndarray]:
-    """The synthetic image closest to ``frame`` by IoU, searched near the factors its moments suggest."""
-    keys, areas, offsets = table
-    area = frame.sum()
-    if area == 0:
-        return 0.0, np.zeros(5, dtype=np.int64)
-    coords = np.arange(IMAGE_SIZE) + 0.5
-    cx = (frame.sum(0) @ coords) / area
-    cy = (frame.sum(1) @ coords) / area
-    best_iou, best = -1.0, None
-    candidates = np.flatnonzero(np.abs(areas - area) <= 0.25 * areas)
-    for number in candidates:
-        shape, scale, orientation = keys[number]
-        # Position classes that put the sprite's centroid where the frame's is, and their neighbours.
-        kx = int(round((cx - offsets[number, 0] - 16) * 31 / 32))
-        ky = int(round((cy - offsets[number, 1] - 16) * 31 / 32))
-        pos_x = np.arange(max(kx - 1, 0), min(kx + 2, 32))
-        pos_y = np.arange(max(ky - 1, 0), min(ky + 2, 32))
-        if not len(pos_x) or not len(pos_y):
-            continue
-        block = _render_block(int(shape), FACTOR_VALUES[1][scale], FACTOR_VALUES[2][orientation], pos_x, pos_y)
-        images = np.unpackbits(block, axis=-1).astype(bool)  # (nx, ny, 64, 64)
-        inter = (images & frame).sum(axis=(2, 3))
-        union = (images | frame).sum(axis=(2, 3))
-        iou = inter / union
-        at = np.unravel_index(np.argmax(iou), iou.shape)
-        if iou[at] > best_iou:
-            best_iou = float(iou[at])
-            best = np.array([shape, scale, orientation, pos_x[at[0]], pos_y[at[1]]], dtype=np.int64)
-    if best is None:  # no sprite of a similar size at all
-        return 0.0, np.zeros(5, dtype=np.int64)
-    return best_iou, best
-
-
-def compare_reference(gif_path: str | os.PathLike, out_png: str | os.PathLike | None = None, *,
-                      progress: bool = True) -> dict:
-    """Match every official frame of ``gif_path`` with its best synthetic image and report the IoU.
-
-    For each frame the search starts from its pixel count (which shapes and scales fit) and centroid
-    (which positions fit each orientation), then tries the 3x3 neighbouring positions of every
-    candidate: a few hundred renders per frame instead of all 737,280 images.
-
-    Returns ``frames``, ``mean_iou``, ``min_iou``, ``median_iou``, ``frames_below_0.9``,
-    ``worst_frame`` plus per-frame lists ``iou`` and ``factors`` (the matched classes).
-    ``out_png``: a picture of real | synthetic | difference for every frame.
-    """
-    frames = reference_frames(gif_path)
-    if out_png is not None:
-        check_output_path(out_png, ".png")
-    table = _sprite_table()
-    ious, matches = [], []
-    with ProgressReporter("match frames", len(frames), enabled=progress) as reporter:
-        for frame in frames:
-            iou, factors = _best_match(frame, table)
-            ious.append(iou)
-            matches.append(factors)
-            reporter.update(1)
-    ious = np.array(ious)
-    result = {
-        "frames": int(len(frames)),
-        "mean_iou": float(ious.mean()),
-        "min_iou": float(ious.min()),
-        "median_iou": float(np.median(ious)),
-        "frames_below_0.9": int((ious < 0.9).sum()),
-        "worst_frame": int(np.argmin(ious)),
-        "iou": [round(float(v), 4) for v in ious],
-        "factors": [m.tolist() for m in matches],
-    }
-    if out_png is not None:
-        synthetic = render(np.stack(matches)).astype(bool)
-        _write_comparison_png(frames, synthetic, ious, out_png, result)
-    return result
-
-
-def _write_comparison_png(real: np.ndarray, synthetic: np.ndarray, ious: np.ndarray, out_png, result) -> None:
-    """Tiles of [real | synthetic | difference] (difference: white both, red real only, cyan synthetic only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from disent_bench._io import atomic_path
-
-    count = len(real)
-    columns = 8
-    rows = -(-count // columns)
-    gap = 2
-    tile_w = 3 * IMAGE_SIZE + 2 * gap
-    canvas = np.full((rows * (IMAGE_SIZE + 12), columns * (tile_w + 8), 3), 40, dtype=np.uint8)
-    for number in range(count):
-        r, c = divmod(number, columns)
-        y = r * (IMAGE_SIZE + 12) + 10
-        x = c * (tile_w + 8) + 4
-        for panel, image in enumerate((real[number], synthetic[number])):
-            px = x + panel * (IMAGE_SIZE + gap)
-            canvas[y:y + IMAGE_SIZE, px:px + IMAGE_SIZE] = np.where(image[..., None], 255, 0)
-        diff = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-        diff[real[number] & synthetic[number]] = (255, 255, 255)
-        diff[real[number] & ~synthetic[number]] = (255, 60, 60)
-        diff[~real[number] & synthetic[number]] = (60, 220, 255)
-        px = x + 2 * (IMAGE_SIZE + gap)
-        canvas[y:y + IMAGE_SIZE, px:px + IMAGE_SIZE] = diff
-    dpi = 100
-    fig = plt.figure(figsize=(canvas.shape[1] / dpi, canvas.shape[0] / dpi + 0.5), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, canvas.shape[0] / (canvas.shape[0] + 0.5 * dpi)))
-    ax.imshow(canvas, interpolation="nearest")
-    ax.set_axis_off()
-    for number in range(count):
-        r, c = divmod(number, columns)
-        ax.text(c * (tile_w + 8) + 4, r * (IMAGE_SIZE + 12) + 8, f"#{number} IoU {ious[number]:.3f}",
-                color="yellow" if ious[number] < 0.9 else "white", fontsize=6)
-    fig.suptitle(f"dSprites: real | synthetic | difference (red: real only, cyan: synthetic only)   "
-                 f"mean IoU {result['mean_iou']:.4f}, min {result['min_iou']:.4f}", fontsize=10, y=0.998)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)

@@ -48,7 +48,7 @@ class Scene:
 
     Camera and room come from a fit to the official frames (see the datasets spec); object sizes are the
     dimensions at ``scale == 1``; lighting was tuned so the frames in ``3dshapes.gif`` are matched
-    closely (see :func:`disent_bench.data.shapes3d.compare_reference`).
+    closely (see :func:`disent_bench.reference_compare.shapes3d.compare_reference`).
     """
 
     room_half_width: float = 3.5
