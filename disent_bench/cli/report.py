@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write runs.csv, summary.csv/.md/.tex, families.csv/.md/.tex, plots (PNG+PDF), model pictures and
         index.html."""
+        # Here, not at the top (see disent_bench.cli): import disent_bench.report takes 4.3-5.0 s (torch,
+        # pandas, matplotlib, seaborn; disent_bench.grid alone loads torch), disent_bench.cli 0.12-0.17 s
+        # (-X importtime, 2-core machine under load), and every other command would pay it at start-up.
         from disent_bench.grid import load_grid
         from disent_bench.report import make_report
 

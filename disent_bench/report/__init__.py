@@ -5,17 +5,38 @@ to ``results_dir/report/``. Runs of different datasets, data sources or metric p
 separate sections; synthetic data is labelled as such in every table and figure. Model families (AE,
 VAE and the six of Locatello et al. 2019, then any user model) are named and ordered by
 :mod:`disent_bench.report.families`.
+
+This module owns the order of the work; each step is a module of its own:
+
+1. read: :mod:`~disent_bench.report.runs` loads the runs frame (one row per run and representation);
+2. build: :mod:`~disent_bench.report.tables` summarises it into :class:`~disent_bench.report.tables.Tables`
+   (frames of mean, std, n / median, quartiles, and per section the cells that are best);
+3. render: :mod:`~disent_bench.report.render` writes them as CSV, Markdown and LaTeX,
+   :mod:`~disent_bench.report.html` as the page; :mod:`~disent_bench.report.plots` and
+   :mod:`~disent_bench.report.pictures` draw the figures from the runs frame.
+
+Between 2 and 3 is where a statistics layer (intervals, significance-based bolding) goes: see
+:mod:`disent_bench.report.tables`.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from disent_bench.errors import UserError
+import pandas as pd
 
-__all__ = ["make_report", "Report"]
+from disent_bench.errors import UserError
+from disent_bench.report.html import write_index
+from disent_bench.report.pictures import make_pictures
+from disent_bench.report.plots import make_plots
+from disent_bench.report.render import write_files
+from disent_bench.report.runs import load_runs
+from disent_bench.report.tables import build_tables
+
+__all__ = ["make_report", "write_tables", "Report"]
 
 
 @dataclass
@@ -35,10 +56,6 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     ``select_by`` is the metric by which the family table picks each family's best setting (default:
     the first of :data:`~disent_bench.report.tables.SELECT_BY` that the runs have).
     """
-    from disent_bench.report.html import write_index
-    from disent_bench.report.plots import make_plots
-    from disent_bench.report.tables import family_summary, load_runs, provenance_lines, summarise, write_tables
-
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"results directory {results_dir} not found; run `disent-bench run --grid FILE` first "
@@ -50,7 +67,8 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     report_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    files = write_tables(frame, report_dir, select_by=select_by)
+    tables = build_tables(frame, select_by)  # a bad select_by stops here, before anything is written
+    files = write_files(tables, report_dir)
     timing["tables"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     figures = make_plots(frame, report_dir / "figures")
@@ -62,9 +80,14 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     if pictures:  # --no-pictures keeps the pictures an earlier report drew
         _remove_stale(report_dir / "pictures", [p for e in picture_list for k in ("overview", "traversals")
                                                 for p in e[k].values()])
-    files["index.html"] = write_index(report_dir, frame, summarise(frame), family_summary(frame, select_by),
-                                      provenance_lines(frame), figures, picture_list, dict(files))
+    files["index.html"] = write_index(report_dir, tables, figures, picture_list, dict(files))
     return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique(), timing)
+
+
+def write_tables(frame: pd.DataFrame, out_dir: Path, *, select_by: str | None = None) -> dict[str, Path]:
+    """The tables alone, without figures, pictures or page: build them from a runs frame and write
+    runs.csv, summary.csv/.md/.tex and families.csv/.md/.tex atomically; return their paths."""
+    return write_files(build_tables(frame, select_by), out_dir)
 
 
 def _remove_stale(directory: Path, keep: list[Path]) -> None:
@@ -78,10 +101,6 @@ def _remove_stale(directory: Path, keep: list[Path]) -> None:
 def make_pictures_safe(frame, results_dir: Path, out_dir: Path, progress: bool) -> list[dict]:
     """The model pictures, or none (with a warning) when the data or a checkpoint is not at hand,
     e.g. results copied from a cluster to a laptop without the official files."""
-    import warnings
-
-    from disent_bench.report.pictures import make_pictures
-
     try:
         return make_pictures(frame, results_dir, out_dir, progress=progress)
     except UserError as exc:

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from disent_bench.report.tex import tex_escape
+
 #: hparams every model has that do not tell settings of one family apart.
 STRUCTURAL_HPARAMS = ("name", "in_channels", "latent_dim")
 
@@ -98,8 +100,6 @@ def describe(model: str, params: Mapping[str, Any], varying: set[str] | frozense
     parameter the report does not know is shown in the label only then (one every run shares tells
     nothing apart); a known fixed parameter is shown whenever it departs from the reference value.
     """
-    from disent_bench.report.tables import tex_escape
-
     family = BY_MODEL.get(model)
     if family is not None:
         sweep = family.parameter if family.parameter in params else None
@@ -130,8 +130,6 @@ def describe(model: str, params: Mapping[str, Any], varying: set[str] | frozense
 
 def display_tex(family: str) -> str:
     """The LaTeX name of a family given its display name (a user model's name, escaped)."""
-    from disent_bench.report.tables import tex_escape
-
     return BY_DISPLAY[family].display_tex if family in BY_DISPLAY else tex_escape(family)
 
 

@@ -1,13 +1,19 @@
-"""``index.html``: one self-contained page with every table and figure of a report (relative links)."""
+"""``index.html``: one self-contained page with every table and figure of a report (relative links).
+
+A renderer like :mod:`disent_bench.report.render`, whose :func:`~disent_bench.report.render.cells` it
+lays out as HTML: it formats the :class:`~disent_bench.report.tables.Tables` it is given (bold where a
+table's ``best`` mask says) and places the figures and pictures beside them; it computes nothing.
+"""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-import pandas as pd
-
-from disent_bench.report.tables import FAMILY_NOTE, section_tables, section_title
+from disent_bench._io import atomic_write_text
+from disent_bench.report.render import FAMILY_NOTE, cells
+from disent_bench.report.runs import section_title
+from disent_bench.report.tables import Tables
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -42,11 +48,9 @@ def _figure(entry: dict, base: Path, caption: str) -> str:
             f"(<a href=\"{_rel(entry['pdf'], base)}\">PDF</a>)</figcaption></figure>")
 
 
-def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, families: pd.DataFrame,
-                provenance: list[str], figures: list[dict], pictures: list[dict], files: dict[str, Path]) -> Path:
+def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures: list[dict],
+                files: dict[str, Path]) -> Path:
     """Write ``report_dir/index.html`` atomically and return its path."""
-    from disent_bench._io import atomic_write_text
-
     captions = {"metrics_vs_strength": "Each headline metric against each family's own regularisation parameter "
                                        "(seeds as points, mean as a line; AE and VAE, which sweep nothing, as "
                                        "lines with a ± std band in every panel).",
@@ -55,21 +59,21 @@ def write_index(report_dir: Path, frame: pd.DataFrame, summary: pd.DataFrame, fa
                 "rank_correlation": "Spearman rank correlation between metrics over runs."}
     parts = ["<!doctype html><html><head><meta charset=\"utf-8\"><title>disent-bench report</title>",
              f"<style>{_STYLE}</style></head><body>", "<h1>disent-bench report</h1>",
-             "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in provenance) + "</ul>",
+             "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in tables.provenance)
+             + "</ul>",
              "<p>Files: " + ", ".join(f"<a href=\"{_rel(p, report_dir)}\">{html.escape(name)}</a>"
                                       for name, p in files.items()) + "</p>",
              "<p>Per section: first the families (median [quartiles] over every run of a family's sweep), then "
              "every setting (mean ± std over seeds, n = seeds); ↑ higher is better, ↓ lower is better; "
              "the best value of each column is in bold.</p>"]
-    family_tables = section_tables(frame, families, "families")
-    for section, _, *settings in section_tables(frame, summary, "settings"):
+    for settings, by_family in zip(tables.settings, tables.by_family):
+        section = settings.section
         title = html.escape(section_title(section))
         if section["source"] == "synthetic":
             title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
         parts.append(f"<h2>{title}</h2>")
-        _, _, *by_family = next(family_tables)
-        parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*by_family)]
-        parts += ["<h3>Settings</h3>", _table(*settings)]
+        parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*cells(by_family))]
+        parts += ["<h3>Settings</h3>", _table(*cells(settings))]
         for entry in figures:
             if entry["section"] == section:
                 parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))

@@ -23,8 +23,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from disent_bench import data  # noqa: E402
+from disent_bench.metrics.discrete import discrete_entropy, histogram_discretize, mutual_info_matrix  # noqa: E402
 from disent_bench.report.families import ascii_label  # noqa: E402
 from disent_bench.report.plots import save_figure, slug  # noqa: E402
+from disent_bench.train import load_model  # noqa: E402
 
 NUM_RECON = 8
 NUM_INTERP = 10
@@ -76,8 +79,6 @@ def _encode(model, dataset, indices: np.ndarray, device) -> tuple[np.ndarray, np
 
 def dimension_analysis(model, dataset, device, seed: int = 0) -> pd.DataFrame:
     """Per latent dim: KL (mean over a batch), code std, and the factor it captures best (normalised MI)."""
-    from disent_bench.metrics.discrete import discrete_entropy, histogram_discretize, mutual_info_matrix
-
     rng = np.random.default_rng(seed)
     indices = dataset.sample_indices(ANALYSIS_IMAGES, rng)
     mu, logvar = _encode(model, dataset, indices, device)
@@ -179,9 +180,6 @@ def make_pictures(frame: pd.DataFrame, results_dir: Path, out_dir: Path, *, prog
 
     Returns [{"dataset", "source", "label", "run_id", "overview": {...}, "traversals": {...}}].
     """
-    from disent_bench import data
-    from disent_bench.train import load_model
-
     out_dir.mkdir(parents=True, exist_ok=True)
     # The lowest seed of each setting, in the tables' order (families as the reference orders them).
     lowest = frame.groupby(["dataset", "source", "label"], sort=False, dropna=False)["seed"].idxmin()

@@ -28,7 +28,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from disent_bench._io import atomic_path  # noqa: E402
-from disent_bench.report.tables import (  # noqa: E402
+from disent_bench.report.families import axis_label, format_value, larger_is_weaker, log_axis  # noqa: E402
+from disent_bench.report.runs import (  # noqa: E402
     HEADLINE,
     headline_columns,
     lower_is_better,
@@ -36,7 +37,6 @@ from disent_bench.report.tables import (  # noqa: E402
     sections,
     setting_columns,
 )
-from disent_bench.report.families import axis_label, format_value, larger_is_weaker, log_axis  # noqa: E402
 
 AE_COLOR = "#555555"
 VAE_COLOR = "#d62728"

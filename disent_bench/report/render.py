@@ -1,0 +1,195 @@
+"""The tables as files: the built frames as CSV, every section table as Markdown and as LaTeX.
+
+Rendering only. Everything here formats a :class:`~disent_bench.report.tables.Tables` built by
+:func:`~disent_bench.report.tables.build_tables` and decides no number and no emphasis: :func:`cells`
+turns one :class:`~disent_bench.report.tables.SectionTable` into a header, cell texts (mean ± std for a
+setting, median [q25, q75] for a family, at :func:`~disent_bench.report.tables.digits` decimals) and
+bold flags, which are its ``best`` mask; :func:`markdown_table` and :func:`latex_table` lay those out,
+as :mod:`disent_bench.report.html` does for the page. :func:`write_files` writes ``runs.csv``,
+``summary.csv/.md/.tex`` and ``families.csv/.md/.tex``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from disent_bench._io import atomic_path, atomic_write_text
+from disent_bench.report.families import display_tex
+from disent_bench.report.runs import HEADLINE, lower_is_better, section_title
+from disent_bench.report.tables import SectionTable, Tables, digits
+from disent_bench.report.tex import tex_escape
+
+SETTINGS_NOTE = ("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
+                 "the best value of each column is in **bold**.")
+FAMILY_NOTE = ("Per family, every run of its sweep (all settings, all seeds): cells are the median "
+               "[first quartile, third quartile] over those runs; the best median of each column is in bold. "
+               "The last column is the family's setting with the best mean over seeds of the named metric: it "
+               "is chosen with the ground-truth factors, which a user of an unsupervised method does not have "
+               "(Locatello et al. 2019 find no reliable way to choose without them), so it flatters the family; "
+               "the median and spread are the fair comparison.")
+
+Cells = tuple[list[str], list[list[str]], list[list[bool]]]
+
+
+def cells(table: SectionTable, *, latex: bool = False) -> Cells:
+    """Header, cell texts and bold flags of one section table (``latex``: labels in LaTeX, the other
+    cells still plain text for :func:`latex_table` to escape)."""
+    return (_settings_cells if table.kind == "settings" else _family_cells)(table, latex=latex)
+
+
+def _metric_header(column: str) -> str:
+    return HEADLINE.get(column, column) + (" ↓" if lower_is_better(column) else " ↑")
+
+
+def _cell(mean: float, std: float, places: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{places}f}"
+    return f"{mean:.{places}f} ± {std:.{places}f}"
+
+
+def _setting_label(row: pd.Series, extra: list[str], *, latex: bool = False) -> str:
+    label = row["label_tex"] if latex else row["label"]
+    bits = [f"{c}={row[c]}" for c in extra]
+    text = f" [{', '.join(bits)}]" if bits else ""
+    return label + (tex_escape(text) if latex else text)
+
+
+def _settings_cells(table: SectionTable, *, latex: bool = False) -> Cells:
+    """A setting per row: its label, its number of seeds, then mean ± std of each metric."""
+    header = ["Model", "n"] + [_metric_header(c) for c in table.metrics]
+    rows, bold = [], []
+    for index, row in table.rows.iterrows():
+        texts = [_setting_label(row, table.extra, latex=latex), str(int(row["n_seeds"]))]
+        flags = [False, False]
+        for c in table.metrics:
+            texts.append(_cell(row[f"{c}:mean"], row[f"{c}:std"], digits(c)))
+            flags.append(bool(table.best.at[index, c]))
+        rows.append(texts)
+        bold.append(flags)
+    return header, rows, bold
+
+
+def _family_cells(table: SectionTable, *, latex: bool = False) -> Cells:
+    """A family per row: its name, settings and runs, median [q25, q75] of each metric, then its best
+    setting by the summary's ``selected_by`` metric."""
+    part = table.rows
+    chosen = part["selected_by"].iloc[0] if len(part) else None
+    header = ["Family", "settings", "runs"] + [_metric_header(c) for c in table.metrics]
+    if chosen is not None:
+        header.append(f"Best setting by {HEADLINE.get(chosen, chosen)} (chosen with the ground truth)")
+    rows, bold = [], []
+    for index, row in part.iterrows():
+        bits = [f"{c}={row[c]}" for c in table.extra]
+        rest = (f" ({row['variant']})" if row["variant"] else "") + (f" [{', '.join(bits)}]" if bits else "")
+        name = display_tex(row["family"]) + tex_escape(rest) if latex else row["family"] + rest
+        texts = [name, str(int(row["n_settings"])), str(int(row["n_runs"]))]
+        flags = [False] * 3
+        for c in table.metrics:
+            places = digits(c)
+            median = row[f"{c}:median"]
+            texts.append("–" if math.isnan(median) else
+                         f"{median:.{places}f} [{row[f'{c}:q25']:.{places}f}, {row[f'{c}:q75']:.{places}f}]")
+            flags.append(bool(table.best.at[index, c]))
+        if chosen is not None:
+            value = _cell(row["best:mean"], row["best:std"], digits(chosen))
+            if row["best_label"] is None or (isinstance(row["best_label"], float) and math.isnan(row["best_label"])):
+                texts.append("–")
+            elif latex:
+                texts.append(row["best_label_tex"] + ": " + tex_escape(value).replace("±", "$\\pm$"))
+            else:
+                texts.append(f"{row['best_label']}: {value}")
+            flags.append(False)
+        rows.append(texts)
+        bold.append(flags)
+    return header, rows, bold
+
+
+def markdown_table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for texts, flags in zip(rows, bold):
+        lines.append("| " + " | ".join(f"**{c}**" if f else c for c, f in zip(texts, flags)) + " |")
+    return lines
+
+
+def latex_table(caption: str, header: list[str], rows: list[list[str]], bold: list[list[bool]], *,
+                raw: tuple[int, ...] = (0,)) -> list[str]:
+    """A booktabs table; the cells of columns ``raw`` are LaTeX already, the others are escaped."""
+    out = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
+           "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule"]
+    tex_header = [tex_escape(h.replace(" ↑", "").replace(" ↓", "")) +
+                  (" $\\downarrow$" if h.endswith("↓") else " $\\uparrow$" if h.endswith("↑") else "")
+                  for h in header]
+    out.append(" & ".join(tex_header) + " \\\\")
+    out.append("\\midrule")
+    for texts, flags in zip(rows, bold):
+        tex_cells = []
+        for i, (cell, flag) in enumerate(zip(texts, flags)):
+            text = cell if i in raw else tex_escape(cell).replace("±", "$\\pm$").replace("–", "--")
+            tex_cells.append(f"\\textbf{{{text}}}" if flag else text)
+        out.append(" & ".join(tex_cells) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return out
+
+
+def _markdown(title: str, provenance: list[str], note: str, tables: list[SectionTable]) -> str:
+    lines = [title, ""] + [f"- {line}" for line in provenance] + ["", note]
+    for table in tables:
+        lines += ["", f"## {section_title(table.section)}", ""] + markdown_table(*cells(table))
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(tables: Tables) -> str:
+    """summary.md: a provenance header, then one table per section."""
+    return _markdown("# disent-bench summary", tables.provenance, SETTINGS_NOTE, tables.settings)
+
+
+def families_markdown(tables: Tables) -> str:
+    """families.md: the provenance header, then one family table per section."""
+    return _markdown("# disent-bench families", tables.provenance, FAMILY_NOTE, tables.by_family)
+
+
+def summary_latex(tables: Tables) -> str:
+    """summary.tex: booktabs tables (one per section), provenance as a comment header; needs \\usepackage{booktabs}."""
+    out = ["% disent-bench summary (requires \\usepackage{booktabs})"]
+    out += [f"% {line}" for line in tables.provenance]
+    for table in tables.settings:
+        n_text = ", ".join(map(str, sorted({int(n) for n in table.rows["n_seeds"]})))
+        caption = (f"{tex_escape(section_title(table.section))}. Mean $\\pm$ std over {n_text} seeds; "
+                   "best per column in bold ($\\uparrow$ higher is better, $\\downarrow$ lower is better).")
+        out += [""] + latex_table(caption, *cells(table, latex=True))
+    return "\n".join(out) + "\n"
+
+
+def families_latex(tables: Tables) -> str:
+    """families.tex: one booktabs family table per section; needs \\usepackage{booktabs}."""
+    out = ["% disent-bench families (requires \\usepackage{booktabs})"]
+    out += [f"% {line}" for line in tables.provenance]
+    for table in tables.by_family:
+        header, rows, bold = cells(table, latex=True)
+        caption = (f"{tex_escape(section_title(table.section))}. Per family, median [first quartile, third "
+                   "quartile] over all runs of its sweep (every setting and seed); best median per column in "
+                   "bold. The best setting is chosen with the ground-truth factors, which an unsupervised user "
+                   "does not have, so it flatters the family.")
+        out += [""] + latex_table(caption, header, rows, bold, raw=(0, len(header) - 1))
+    return "\n".join(out) + "\n"
+
+
+def write_files(tables: Tables, out_dir: Path) -> dict[str, Path]:
+    """Write runs.csv, summary.csv/.md/.tex and families.csv/.md/.tex atomically; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex",
+                                               "families.csv", "families.md", "families.tex")}
+    for name, frame in (("runs.csv", tables.runs), ("summary.csv", tables.summary),
+                        ("families.csv", tables.families)):
+        with atomic_path(paths[name]) as tmp:
+            frame.to_csv(tmp, index=False)
+    atomic_write_text(paths["summary.md"], summary_markdown(tables))
+    atomic_write_text(paths["summary.tex"], summary_latex(tables))
+    atomic_write_text(paths["families.md"], families_markdown(tables))
+    atomic_write_text(paths["families.tex"], families_latex(tables))
+    return paths
