@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from disent_bench.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -55,8 +57,6 @@ def _fsync_dir(directory: Path) -> None:
 
 def check_output_path(path: str | os.PathLike, suffix: str) -> Path:
     """Check, before any work, that ``path`` ends in ``suffix`` and its folder exists (or can be made) and is writable."""
-    from disent_bench.errors import UserError
-
     out = Path(path)
     if out.suffix.lower() != suffix:
         raise UserError(f"output {out} must be a {suffix} file")

@@ -5,9 +5,9 @@ expand), seeds, training defaults and the metrics to compute. :func:`load_grid` 
 and raises one :class:`~disent_bench.errors.UserError` naming the file, the key and the problem;
 :func:`expand` turns a grid into :class:`RunSpec` s, one per dataset x model x hyper-parameter value x
 seed, each with a stable id (``dsprites-beta_vae-beta4-s0-1a2b3c4d``): a readable label plus a short
-hash of the settings that decide what the run learns. Settings that do not change the result
-(checkpoint and log intervals, the device, the benchmark's name, the order of entries) do not change
-the id, so editing them never orphans finished work.
+hash of the settings that decide what the run learns (:mod:`disent_bench.identity` holds that rule).
+Settings that do not change the result (checkpoint and log intervals, the device, the benchmark's name,
+the order of entries) do not change the id, so editing them never orphans finished work.
 
 The evaluation settings are not part of the id either: changing the metrics of a finished run
 re-scores its saved model instead of training it again (see :mod:`disent_bench.runner`).
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from disent_bench import data, metrics
+from disent_bench import models as model_registry
 from disent_bench.errors import UserError
+from disent_bench.identity import NON_SEMANTIC_TRAIN_KEYS, canonical, run_id
+from disent_bench.train import TrainConfig
 
 __all__ = ["Grid", "RunSpec", "load_grid", "parse_grid", "expand", "run_id", "TRAIN_KEYS",
            "NON_SEMANTIC_TRAIN_KEYS", "DEVICES_PATTERN"]
@@ -46,16 +50,12 @@ TOP_KEYS = ("benchmark", "train", "datasets", "models", "eval", "slurm")
 # Keys of [train] (and of a [[models]] entry) that configure training rather than the model. The
 # trainer's own TrainConfig fields are added to these at load time; latent_dim goes to the model.
 TRAIN_KEYS = ("steps", "batch_size", "lr", "betas", "eps", "checkpoint_every", "log_every")
-# Training settings that never change what a run learns (so they stay out of its id).
-NON_SEMANTIC_TRAIN_KEYS = ("checkpoint_every", "log_every", "device", "seed", "progress", "channels_last")
 MODEL_LEVEL_KEYS = ("latent_dim",)
 #: CPU threads of one run when the grid does not say (``[benchmark] cpus_per_run``). The thread count
 #: changes the last digits of results (the order of floating-point sums), so it is a setting of the grid,
 #: the same for every executor. One thread per run, several runs at once, uses a small machine best:
 #: two 1-thread processes trained 474 img/s on 2 cores where one 2-thread process trained 411.
 DEFAULT_CPUS_PER_RUN = 1
-# Always part of a run's id (with their values, default or not).
-CORE_TRAIN_KEYS = ("steps", "batch_size", "lr", "betas", "eps")
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,6 @@ def _type_name(value: Any) -> str:
 
 def _train_fields() -> dict[str, Any]:
     """TrainConfig's fields and defaults (the trainer owns them)."""
-    from disent_bench.train import TrainConfig
-
     out = {}
     for f in dataclasses.fields(TrainConfig):
         if f.default is not dataclasses.MISSING:
@@ -183,31 +181,6 @@ def _check_train_value(where: _Where, key: str, name: str, value: Any, default: 
     elif default is not None and not isinstance(value, type(default)) and not (
             isinstance(default, float) and _is_int(value)):
         raise where.error(key, f"must be {_type_name(default)} like the default {default!r}, got {value!r}")
-
-
-def _canonical(value: Any) -> Any:
-    """Numbers as the same JSON whether written 4 or 4.0; used for ids and duplicate checks."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items())}
-    return value
-
-
-def _fmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        text = f"{value:g}"
-    else:
-        text = str(value)
-    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace(":", ".")).strip("_")
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -287,8 +260,6 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
         _check_train_value(where, f"train.{key}", key, value, train_defaults.get(key))
 
     # [[datasets]]
-    from disent_bench import data
-
     known_datasets = data.available()
     datasets_raw = raw.get("datasets")
     if not datasets_raw:
@@ -350,8 +321,6 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
                 models=models, eval=eval_cfg, resources=resources, slurm=slurm)
     _check_models_build(where, grid)
     runs = expand(grid)
-    from disent_bench.train import TrainConfig
-
     seen: dict[str, int] = {}
     for run in runs:
         try:
@@ -367,8 +336,6 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
 
 def _parse_model(where: _Where, key: str, entry: Mapping[str, Any], train_keys: list[str],
                  train_defaults: Mapping[str, Any]) -> dict[str, Any]:
-    from disent_bench import models as model_registry
-
     mname = entry.get("name")
     known = model_registry.available()
     if not isinstance(mname, str) or not mname:
@@ -399,15 +366,13 @@ def _parse_model(where: _Where, key: str, entry: Mapping[str, Any], train_keys: 
                     raise where.error(f"{key}.beta", f"must be a number > 0, got {v!r}")
             elif isinstance(v, (dict, list)):
                 raise where.error(f"{key}.{k}", f"must be a number, string or boolean, got {_type_name(v)}")
-        if len({json.dumps(_canonical(v)) for v in values}) != len(values):
+        if len({json.dumps(canonical(v)) for v in values}) != len(values):
             raise where.error(f"{key}.{k}", f"lists a value twice: {value!r}")
         target[k] = value
     return {"name": mname, "params": params, "train": overrides}
 
 
 def _parse_eval(where: _Where, raw: Mapping[str, Any]) -> dict[str, Any]:
-    from disent_bench import metrics
-
     known_metrics = list(metrics.available())
     presets = metrics.PRESETS
     metric_names = raw.get("metrics", known_metrics)
@@ -481,31 +446,6 @@ def _expand_values(table: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[
     return [(dict(zip(keys, combo)), expanded) for combo in itertools.product(*choices)]
 
 
-def run_id(dataset: Mapping[str, str], model: Mapping[str, Any], train: Mapping[str, Any], seed: int,
-           label: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> str:
-    """``<dataset>-<model>-<hyper-parameters>-s<seed>-<hash8>``: readable, and stable across invocations.
-
-    The hash covers only what decides what the run learns: dataset and source, model and its
-    parameters, latent size, the semantic training settings, and the seed.
-    """
-    semantic_train = {k: v for k, v in train.items() if k not in NON_SEMANTIC_TRAIN_KEYS}
-    if defaults is not None:
-        # Settings beyond the core ones count only when they differ from the trainer's default, so a
-        # setting a later version adds (with a default that keeps today's behaviour) keeps every id.
-        semantic_train = {k: v for k, v in semantic_train.items()
-                          if k in CORE_TRAIN_KEYS or _canonical(v) != _canonical(defaults.get(k))}
-    payload = {"dataset": dict(dataset), "model": dict(model), "train": semantic_train, "seed": seed}
-    digest = hashlib.sha256(json.dumps(_canonical(payload), sort_keys=True).encode()).hexdigest()[:8]
-    parts = [_slug(dataset["name"]), _slug(model["name"])]
-    for k, v in sorted(model.get("params", {}).items()):
-        parts.append(f"{_slug(k)}{_fmt_value(v)}")
-    for k, v in sorted((label or {}).items()):
-        parts.append(f"{_slug(k)}{_fmt_value(v)}")
-    parts.append(f"s{seed}")
-    parts.append(digest)
-    return "-".join(parts)
-
-
 def expand(grid: Grid) -> list[RunSpec]:
     """Every run of the grid: datasets x models x hyper-parameter values x seeds, in grid order."""
     train_defaults = _train_fields()
@@ -534,8 +474,6 @@ def expand(grid: Grid) -> list[RunSpec]:
 
 def _check_models_build(where: _Where, grid: Grid) -> None:
     """Build every distinct model once (cheap) so unknown parameters and bad values fail before any run."""
-    from disent_bench import data, models as model_registry
-
     checked = set()
     for i, model in enumerate(grid.models):
         for dataset in grid.datasets:
@@ -543,7 +481,7 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
             for params, _ in _expand_values(model["params"]):
                 latent_dims = model["train"].get("latent_dim", grid.train.get("latent_dim", 10))
                 for latent_dim in latent_dims if isinstance(latent_dims, list) else [latent_dims]:
-                    key = json.dumps(_canonical([model["name"], channels, latent_dim, params]))
+                    key = json.dumps(canonical([model["name"], channels, latent_dim, params]))
                     if key in checked:
                         continue
                     checked.add(key)
@@ -562,10 +500,6 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
 
 def _unknown_parameter(name: str, params: Mapping[str, Any]) -> str | None:
     """A message for the first key the model's constructor does not take (with a did-you-mean), else None."""
-    import inspect
-
-    from disent_bench import models as model_registry
-
     try:
         signature = inspect.signature(model_registry.resolve(name).__init__)
     except (UserError, TypeError, ValueError):

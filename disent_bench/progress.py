@@ -1,4 +1,5 @@
-"""Progress reporting: a rich progress bar on a terminal, plain periodic lines otherwise."""
+"""What the user sees while work runs: a rich progress bar on a terminal (plain periodic lines otherwise)
+and one-line status messages (:func:`say`) that do not break the bars."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ console = Console(stderr=True)
 
 def is_terminal() -> bool:
     return console.is_terminal
+
+
+def say(message: str) -> None:
+    """One status line on stderr (through rich on a terminal, so it does not break progress bars)."""
+    if is_terminal():
+        console.print(message, highlight=False, markup=False)
+    else:
+        print(message, file=sys.stderr, flush=True)
 
 
 class ProgressReporter:

@@ -30,6 +30,7 @@ from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
 from disent_bench.train import (TrainConfig, loss_takes_step, make_optimizers, prepare_model, resolve_device,
                                 train, training_step, use_channels_last)
+from disent_bench.train.packed import train_packed
 
 __all__ = ["measure_speed", "measure_pack_speed", "speed_dataset"]
 
@@ -197,8 +198,6 @@ def measure_pack_speed(device: str | torch.device = "auto", pack: int = 4, batch
     (one run by :func:`train`), ``pack_images_per_s`` (all runs of the pack together), ``per_run_images_per_s``
     and ``speedup`` (pack total / alone).
     """
-    from disent_bench.train.packed import train_packed
-
     for key, value, low in (("pack", pack, 1), ("batch_size", batch_size, 1), ("steps", steps, 1),
                             ("repeats", repeats, 1), ("warmup_steps", warmup_steps, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -14,10 +14,17 @@ from disent_bench.train.packed import pack_problem, train_packed
 from training_helpers import one_thread, read_log, small_config, squares, weights  # noqa: F401
 
 # Packed and alone differ only in the kernels' order of summation. Adam moves a weight by at most about lr
-# per step, so after 6 steps of lr 1e-4 we allow 5% of that (measured: 3e-7 to 1.6e-5); losses agree to
-# float32 precision.
+# per step, so after 6 steps of lr 1e-4 two trajectories can part by at most 2 * 6 * lr, and we ask for 5%
+# of one run's travel (3e-5) on nearly every weight. Not on all: where a weight's gradient is a
+# cancellation (near zero), Adam's first steps move it by +-lr whatever its size, so the sign of a rounding
+# error decides. Measured after 6 steps: on an AMD EPYC every weight within 1.6e-5; on an Intel Xeon
+# (AVX-512, other oneDNN kernels) 1.1% of one AE's weights parted by up to 4.7e-4, median 3e-7, with
+# losses equal to 4e-8. Two different runs part on most weights (asserted, so the check can fail).
 WEIGHT_TOLERANCE = 0.05 * 1e-4 * 6
-LOSS_TOLERANCE = 1e-5
+WEIGHT_BOUND = 2 * 6 * 1e-4
+WITHIN_TOLERANCE = 0.97
+# Losses agree to float32 sums in another order (measured: up to 6e-5 relative for FactorVAE on the Xeon).
+LOSS_TOLERANCE = 1e-4
 
 PAIRS = {"ae": [{}, {}], "beta_vae": [{"beta": 1}, {"beta": 4}], "factor_vae": [{"gamma": 10}, {"gamma": 40}],
          "beta_tc_vae": [{"beta": 2}, {"beta": 6}], "dip_vae_i": [{"lambda_od": 1}, {"lambda_od": 10}],
@@ -28,6 +35,14 @@ PAIRS = {"ae": [{}, {}], "beta_vae": [{"beta": 1}, {"beta": 4}], "factor_vae": [
 def close_weights(a, b) -> float:
     """The largest absolute difference between two models' weights."""
     return max((x - y).abs().max().item() for x, y in zip(weights(a), weights(b)))
+
+
+def follows(a, b) -> bool:
+    """Model ``b`` followed ``a``'s trajectory up to rounding (see WEIGHT_TOLERANCE)."""
+    differences = torch.cat([(x - y).abs().flatten().double() for x, y in zip(weights(a), weights(b))])
+    return bool(differences.max() <= WEIGHT_BOUND
+                and (differences <= WEIGHT_TOLERANCE).double().mean() >= WITHIN_TOLERANCE
+                and differences.median() <= 1e-6)
 
 
 def configs(**overrides):
@@ -42,8 +57,9 @@ def test_packed_runs_match_the_same_runs_alone(name, tmp_path):
     packed = train_packed([models.build(name, in_channels=1, **p) for p in PAIRS[name]], data, configs(),
                           [tmp_path / "p0", tmp_path / "p1"], progress=False)
     assert close_weights(alone[0].model, alone[1].model) > 100 * WEIGHT_TOLERANCE  # the two runs really differ
+    assert not follows(alone[0].model, alone[1].model)
     for i, (a, b) in enumerate(zip(alone, packed)):
-        assert close_weights(a.model, b.model) < WEIGHT_TOLERANCE
+        assert follows(a.model, b.model)
         log_alone, log_packed = read_log(tmp_path / f"alone{i}" / "train_log.csv"), read_log(tmp_path / f"p{i}" / "train_log.csv")
         assert list(log_alone[0]) == list(log_packed[0])  # the same columns, the model's own terms included
         for row_a, row_b in zip(log_alone, log_packed):
@@ -68,7 +84,7 @@ def test_a_packed_run_resumes_exactly_and_its_checkpoint_resumes_alone(tmp_path)
     # A packed checkpoint has a lone run's layout: the run can go on alone (as after a pack is split).
     train_packed(build(), data, configs(steps=3), [tmp_path / "s0", tmp_path / "s1"], progress=False)
     alone = train(build()[0], data, configs()[0], tmp_path / "s0", progress=False)
-    assert alone.start_step == 3 and close_weights(alone.model, whole[0].model) < WEIGHT_TOLERANCE
+    assert alone.start_step == 3 and follows(alone.model, whole[0].model)
 
 
 class PoisonedVAE(BetaVAE):
@@ -92,7 +108,7 @@ def test_a_diverging_run_stops_alone_and_the_pack_goes_on(tmp_path):
     assert "diverged at step 4" in str(results[1])
     assert read_checkpoint(tmp_path / "nan")["step"] == 2  # its last good checkpoint stays
     alone = train(PoisonedVAE(in_channels=1, beta=4), data, config[0], progress=False)
-    assert close_weights(results[0].model, alone.model) < WEIGHT_TOLERANCE
+    assert follows(results[0].model, alone.model)
 
 
 class OwnLossVAE(BetaVAE):
@@ -139,4 +155,4 @@ def test_packed_runs_see_their_own_nuisance(tmp_path):
                           progress=False)
     for a, b in zip(alone, packed):  # the same noisy images as alone, so the same losses and weights
         assert b.log[-1]["reconstruction"] == pytest.approx(a.log[-1]["reconstruction"], rel=LOSS_TOLERANCE)
-        assert close_weights(a.model, b.model) < WEIGHT_TOLERANCE
+        assert follows(a.model, b.model)

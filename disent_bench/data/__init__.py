@@ -29,6 +29,7 @@ import numpy as np
 from disent_bench._io import atomic_path, atomic_write_json, file_digest
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
+from disent_bench.data.store import advise
 from disent_bench.errors import UserError
 
 __all__ = ["GroundTruthData", "DatasetSpec", "get_dataset", "available", "get_spec", "data_home",
@@ -43,6 +44,8 @@ class SyntheticDataWarning(UserWarning):
 
 
 def _specs() -> dict[str, DatasetSpec]:
+    # Local: the dataset modules use this package's face (get_spec, data_home) for derived datasets, so
+    # importing them at the top would be an import cycle.
     from disent_bench.data import cars3d, dsprites, dsprites_variants, mpi3d, shapes3d, smallnorb
 
     return {spec.name: spec for spec in (dsprites.SPEC, *dsprites_variants.specs(), smallnorb.SPEC, cars3d.SPEC,
@@ -51,6 +54,7 @@ def _specs() -> dict[str, DatasetSpec]:
 
 def _files() -> dict[str, OfficialFile]:
     """Single files ``data fetch`` also knows by a short name (not datasets themselves)."""
+    # Local, as in _specs: an import cycle otherwise.
     from disent_bench.data import scream
 
     return {"scream": scream.OFFICIAL}
@@ -221,8 +225,6 @@ def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthD
     stamp = json.loads(_stamp_path(path).read_text())
     try:
         store = np.load(path, mmap_mode="c", allow_pickle=False)  # mapped: only touched pages are resident
-        from disent_bench.data.store import advise
-
         advise(store, "random")
     except (ValueError, OSError) as exc:
         raise UserError(f"{spec.name}: synthetic cache {path} is unreadable ({exc}); delete it to re-render") from None

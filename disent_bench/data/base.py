@@ -21,6 +21,7 @@ import hashlib
 import numpy as np
 import torch
 
+from disent_bench.data.store import advise
 from disent_bench.errors import UserError
 
 
@@ -162,8 +163,6 @@ class GroundTruthData:
             if device.type == "cpu":
                 self._device_stores[key] = host
             else:
-                from disent_bench.data.store import advise
-
                 advise(self._store, "sequential")  # one pass over the whole file
                 self._device_stores[key] = host.to(device)
                 advise(self._store, "random")

@@ -122,7 +122,7 @@ def _combined_checksum(*parts: str | None) -> str | None:
 
 def _derive(variant: str):
     def derive(source: str, data_dir=None, progress: bool = True) -> VariantData:
-        from disent_bench import data
+        from disent_bench import data  # local: the package's face imports this module (a cycle otherwise)
 
         name = f"{variant}_dsprites"
         spec = data.get_spec(name)

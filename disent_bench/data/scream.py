@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from disent_bench.data.spec import OfficialFile
 from disent_bench.errors import UserError
@@ -34,8 +35,6 @@ _MIN_SIDE = 128
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
     try:
         image = Image.open(path)
         image.load()

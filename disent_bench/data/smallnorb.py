@@ -27,6 +27,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from disent_bench.data.base import NuisanceData, observation_rngs
 from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
@@ -102,8 +103,6 @@ def read_matrix(path: str | Path) -> np.ndarray:
 
 def resize(images: np.ndarray) -> np.ndarray:
     """uint8 ``(n, 96, 96)`` -> uint8 ``(n, 64, 64)`` with PIL's Lanczos filter, as the reference."""
-    from PIL import Image
-
     out = np.empty((len(images), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for k, image in enumerate(images):
         out[k] = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from disent_bench.grid import RunSpec
-from disent_bench.runner import RunOutcome, execute_pack, log, make_packs, run_threads
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+from disent_bench.progress import say
+from disent_bench.run_store import is_done, run_dir
+from disent_bench.runner import RunOutcome, available_cpus, execute_pack, make_packs, run_threads
 
 
 def _init_worker() -> None:
     # Threads are set per run (execute_run). Warnings as one line, as the CLI prints them in the main process.
-    import warnings
-
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
@@ -37,12 +32,10 @@ def default_jobs(runs: Sequence[RunSpec]) -> int:
     if not runs:
         return 1
     if any(run.device == "auto" or run.device.startswith(("cuda", "mps")) for run in runs):
-        import torch
-
         if torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             return 1
     threads = max(run_threads(run) for run in runs)
-    return max(1, min(len(runs), _cpu_count() // threads))
+    return max(1, min(len(runs), available_cpus() // threads))
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -78,8 +71,6 @@ class OverallProgress:
 
     def skip_finished(self, runs: Sequence[RunSpec], out_dir: Path) -> tuple[dict[str, RunOutcome], list[RunSpec]]:
         """Outcomes ("skipped", recorded here) of the runs already finished under ``out_dir``, and the rest."""
-        from disent_bench.runner import is_done, run_dir
-
         outcomes: dict[str, RunOutcome] = {}
         todo = []
         for run in runs:
@@ -111,9 +102,9 @@ class LocalExecutor:
         jobs = max(1, int(jobs)) if jobs is not None else default_jobs(runs)
         if len(runs) and jobs > 1:
             threads = max(run_threads(run) for run in runs)
-            if jobs * threads > _cpu_count():
-                log(f"warning: {jobs} jobs x {threads} thread(s) per run (cpus_per_run) exceed the "
-                    f"{_cpu_count()} cores here: runs will compete for them (numbers are unaffected)")
+            if jobs * threads > available_cpus():
+                say(f"warning: {jobs} jobs x {threads} thread(s) per run (cpus_per_run) exceed the "
+                    f"{available_cpus()} cores here: runs will compete for them (numbers are unaffected)")
         overall = OverallProgress(runs, jobs)
         outcomes: dict[str, RunOutcome] = {}
         if jobs == 1:
@@ -124,7 +115,7 @@ class LocalExecutor:
         # Runs another process held: wait for each, then finish it if that process did not.
         claimed = [run for run in runs if outcomes[run.id].status == "claimed"]
         if claimed:
-            log(f"revisiting {len(claimed)} run(s) claimed by another process (waiting for their locks)")
+            say(f"revisiting {len(claimed)} run(s) claimed by another process (waiting for their locks)")
             if jobs == 1:
                 outcomes.update(self._sequential(claimed, out_dir, overall, progress, wait=True))
             else:
@@ -136,11 +127,11 @@ class LocalExecutor:
         for pack in make_packs(list(runs)):
             if progress:
                 what = pack[0].id if len(pack) == 1 else f"a pack of {len(pack)} runs ({pack[0].id}, ...)"
-                log(f"[{len(overall.finished)}/{overall.total} runs, {overall.eta()}] starting {what}")
+                say(f"[{len(overall.finished)}/{overall.total} runs, {overall.eta()}] starting {what}")
             for outcome in execute_pack(pack, out_dir, progress=progress, wait=wait):
                 overall.record(outcome)
                 outcomes[outcome.run_id] = outcome
-                log(overall.line(outcome))
+                say(overall.line(outcome))
         return outcomes
 
     def _parallel(self, runs, out_dir, overall: OverallProgress, jobs: int, *, wait: bool):
@@ -159,7 +150,7 @@ class LocalExecutor:
                 for outcome in pack_outcomes:
                     overall.record(outcome)
                     outcomes[outcome.run_id] = outcome
-                    log(overall.line(outcome))
+                    say(overall.line(outcome))
         return outcomes
 
 

@@ -48,11 +48,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from disent_bench import data
 from disent_bench._io import atomic_write_bytes, atomic_write_json
 from disent_bench.errors import UserError
+from disent_bench.executors.local import OverallProgress
 from disent_bench.grid import RunSpec
-from disent_bench.runner import (CHECKPOINT, CONFIG, DONE, ERROR, METRICS, RunOutcome, claim, execute_pack,
-                                 is_done, log, make_packs, run_dir)
+from disent_bench.progress import say
+from disent_bench.run_store import CHECKPOINT, CONFIG, DONE, ERROR, METRICS, claim, is_done, run_dir
+from disent_bench.runner import RunOutcome, available_cpus, execute_pack, make_packs
+from disent_bench.train.checkpoint import checkpoint_step
+from disent_bench.train.train_log import LOG_NAME
 
 __all__ = ["RayExecutor", "INSTALL_HINT"]
 
@@ -61,7 +68,7 @@ INSTALL_HINT = 'pip install "disent-bench[ray]"'
 #: File in the results directory holding the driver's token; a worker that reads the same token shares
 #: the driver's file system.
 SHARED_TOKEN_FILE = ".ray-driver-token"
-TRAIN_LOG = "train_log.csv"
+TRAIN_LOG = LOG_NAME
 #: What a worker without the shared file system sends back, in the order the driver writes it.
 RUN_FILES = (CONFIG, TRAIN_LOG, CHECKPOINT, METRICS, ERROR, DONE)
 
@@ -77,13 +84,6 @@ def import_ray():
     except ImportError:
         raise UserError(f"--executor ray needs Ray, which is not installed; install it with: {INSTALL_HINT}") from None
     return ray
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # -- the task (runs on a worker) --------------------------------------------------------------------
@@ -119,14 +119,12 @@ def scratch_results_dir(benchmark: str) -> Path:
 
 def _adopt_checkpoint(directory: Path, checkpoint: bytes) -> None:
     """Start from the driver's checkpoint unless this node already holds a later one."""
-    from disent_bench.runner import checkpoint_step
-
     local = directory / CHECKPOINT
     if local.is_file():
         probe = directory / f".{CHECKPOINT}.driver"
         atomic_write_bytes(probe, checkpoint)
         try:
-            if (checkpoint_step(directory) or 0) >= _step_of(probe):
+            if _step_of(local) >= _step_of(probe):
                 return
         finally:
             probe.unlink(missing_ok=True)
@@ -134,11 +132,10 @@ def _adopt_checkpoint(directory: Path, checkpoint: bytes) -> None:
 
 
 def _step_of(path: Path) -> int:
-    from disent_bench.train import checkpoint_step
-
+    """The step a checkpoint file holds; -1 when it cannot be read (a damaged one is never preferred)."""
     try:
-        return int(checkpoint_step(path))
-    except Exception:  # noqa: BLE001 - an unreadable shipped checkpoint is simply not used
+        return checkpoint_step(path) or 0
+    except UserError:
         return -1
 
 
@@ -150,8 +147,6 @@ def pack_task(runs_json: Sequence[Mapping[str, Any]], out_dir: str, token: str, 
     as bytes when the worker does not share the results directory (the driver writes them), or None
     when it does (they are already in place).
     """
-    import torch
-
     torch.set_num_threads(max(1, threads))
     _use_data_home(data_home)
     runs = [RunSpec.from_json(run_json) for run_json in runs_json]
@@ -321,7 +316,7 @@ class RayExecutor:
                                 "else check the address `ray start --head` printed, or leave out --address "
                                 "(and RAY_ADDRESS) to run on a Ray instance on this machine") from None
         else:
-            ray.init(num_cpus=self.num_cpus or _cpu_count(), num_gpus=self.num_gpus,
+            ray.init(num_cpus=self.num_cpus or available_cpus(), num_gpus=self.num_gpus,
                      include_dashboard=False, object_store_memory=self.object_store_memory, **quiet)
         return True
 
@@ -373,9 +368,6 @@ class RayExecutor:
     # -- running ------------------------------------------------------------------------------------
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[RunOutcome]:
         """Execute ``runs`` (``jobs`` is ignored: the cluster's resources decide how many run at once)."""
-        from disent_bench import data
-        from disent_bench.executors.local import OverallProgress
-
         ray = import_ray()
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -393,12 +385,12 @@ class RayExecutor:
             outcomes, todo = overall.skip_finished(runs, out_dir)
             if progress:
                 resources = ray.cluster_resources()
-                log(f"ray: {len(todo)} of {len(runs)} runs to do on {int(resources.get('CPU', 0))} CPUs and "
+                say(f"ray: {len(todo)} of {len(runs)} runs to do on {int(resources.get('CPU', 0))} CPUs and "
                     f"{int(resources.get('GPU', 0))} GPUs ({'cluster ' + self.address if self.address else 'local instance'})")
             outcomes.update(self._execute(todo, out_dir, token, data_home, node, overall, wait=False))
             claimed = [run for run in todo if outcomes[run.id].status == "claimed"]
             if claimed:
-                log(f"revisiting {len(claimed)} run(s) claimed by another process (waiting for their locks)")
+                say(f"revisiting {len(claimed)} run(s) claimed by another process (waiting for their locks)")
                 outcomes.update(self._execute(claimed, out_dir, token, data_home, node, overall, wait=True))
             return [outcomes[run.id] for run in runs]
         finally:
@@ -435,7 +427,7 @@ class RayExecutor:
                     for outcome in self._collect(ray, ref, pack, out_dir):
                         overall.record(outcome)
                         outcomes[outcome.run_id] = outcome
-                        log(overall.line(outcome))
+                        say(overall.line(outcome))
         except KeyboardInterrupt:
             self._cancel(ray, pending)
             raise
@@ -476,7 +468,7 @@ class RayExecutor:
         """Ctrl-C: stop every outstanding task (a KeyboardInterrupt inside it), and give them a moment."""
         if not pending:
             return
-        log(f"interrupted: cancelling {len(pending)} outstanding Ray task(s); checkpoints are kept")
+        say(f"interrupted: cancelling {len(pending)} outstanding Ray task(s); checkpoints are kept")
         for ref in pending:
             try:
                 ray.cancel(ref)

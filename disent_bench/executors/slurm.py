@@ -23,7 +23,6 @@ this Python environment at the same paths as the submitting machine.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import time
@@ -31,10 +30,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from disent_bench.errors import UserError
-from disent_bench.grid import RunSpec
+import torch
+
+from disent_bench import data
 from disent_bench._io import atomic_write_json
-from disent_bench.runner import ERROR, RunOutcome, claim, execute_pack, execute_run, is_done, log, make_packs, run_dir
+from disent_bench.errors import UserError
+from disent_bench.executors.local import OverallProgress
+from disent_bench.grid import RunSpec
+from disent_bench.progress import say
+from disent_bench.run_store import ERROR, claim, is_done, run_dir, utc_now
+from disent_bench.runner import RunOutcome, execute_pack, execute_run, make_packs
 
 __all__ = ["SlurmExecutor", "SlurmRunJob", "INSTALL_HINT", "CLUSTERS"]
 
@@ -73,8 +78,6 @@ class SlurmRunJob:
         self.threads = threads
 
     def __call__(self) -> dict[str, Any]:
-        import torch
-
         if self.data_home:
             os.environ["DISENT_BENCH_DATA"] = self.data_home
         if self.threads:
@@ -197,8 +200,6 @@ class SlurmExecutor:
 
     def submit(self, runs: Sequence[RunSpec], out_dir: Path) -> list[Any]:
         """Submit ``runs`` as one job array, a job per pack (``[benchmark] pack``); returns each run's job."""
-        from disent_bench import data
-
         out_dir = Path(out_dir).resolve()
         executor = self._executor(out_dir, runs)
         threads = self.job_parameters(runs).get("cpus_per_task")
@@ -217,8 +218,6 @@ class SlurmExecutor:
     # -- running ------------------------------------------------------------------------------------
     def run(self, runs: Sequence[RunSpec], out_dir: Path, *, jobs: int | None = None, progress: bool = True) -> list[RunOutcome]:
         """Submit the unfinished runs and wait for them (``jobs`` is ignored: Slurm schedules)."""
-        from disent_bench.executors.local import OverallProgress
-
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         overall = OverallProgress(runs, max(1, int(self.settings.get("array_parallelism") or len(runs) or 1)))
@@ -226,12 +225,12 @@ class SlurmExecutor:
         if todo:
             submitted = self.submit(todo, out_dir)
             ids = sorted({str(job.job_id).split("_")[0] for job in submitted})
-            log(f"slurm ({self.cluster}): submitted {len(submitted)} run(s) as job {', '.join(ids)}; "
+            say(f"slurm ({self.cluster}): submitted {len(submitted)} run(s) as job {', '.join(ids)}; "
                 f"logs in {out_dir / LOG_DIR}")
             if not self.wait:
                 for run, job in zip(todo, submitted):
                     outcomes[run.id] = RunOutcome(run.id, "submitted", extra={"job_id": str(job.job_id)})
-                log("not waiting: run `disent-bench run` with the same grid later to see what finished")
+                say("not waiting: run `disent-bench run` with the same grid later to see what finished")
             else:
                 outcomes.update(self._wait(todo, submitted, out_dir, overall))
         return [outcomes[run.id] for run in runs]
@@ -248,11 +247,11 @@ class SlurmExecutor:
                     outcome = self._outcome(run, out_dir, job)
                     overall.record(outcome)
                     outcomes[run_id] = outcome
-                    log(overall.line(outcome))
+                    say(overall.line(outcome))
                 if pending:
                     time.sleep(self.poll_s)
         except KeyboardInterrupt:
-            log(f"interrupted: cancelling {len(pending)} Slurm job(s); checkpoints are kept")
+            say(f"interrupted: cancelling {len(pending)} Slurm job(s); checkpoints are kept")
             for _, job in pending.values():
                 try:
                     job.cancel(check=False)
@@ -285,4 +284,4 @@ def _record_job_failure(run: RunSpec, out_dir: Path, job: Any, error: BaseExcept
             atomic_write_json(directory / ERROR, {
                 "run_id": run.id, "error_type": type(error).__name__, "error": message, "user_error": False,
                 "traceback": str(error)[-5000:], "executor": "slurm", "job_id": str(job.job_id),
-                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+                "date": utc_now()})

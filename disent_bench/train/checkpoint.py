@@ -9,6 +9,7 @@ bit-identical to an uninterrupted one. It is read with ``weights_only=True``: no
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,12 @@ from disent_bench.models import BaseModel, build
 from disent_bench.train.config import TrainConfig
 from disent_bench.train.devices import prepare_model, resolve_device
 
-__all__ = ["CHECKPOINT_NAME", "read_checkpoint", "checkpoint_step", "write_checkpoint", "check_resumable",
+__all__ = ["CHECKPOINT_NAME", "FORMAT", "VERSION", "read_checkpoint", "checkpoint_step", "write_checkpoint", "check_resumable",
            "load_model", "stream_seed", "rng_state", "restore_rng", "STREAM_INIT", "STREAM_SAMPLE", "STREAM_NOISE"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-_FORMAT = "disent-bench-checkpoint"
-_VERSION = 1
+FORMAT = "disent-bench-checkpoint"
+VERSION = 1
 # Settings a resumed run must share with its checkpoint, or it would not continue the same run.
 _RESUME_KEYS = ("batch_size", "lr", "betas", "eps", "seed", "init_from_seed")
 # Independent random streams derived from the seed (numpy SeedSequence spawn keys).
@@ -56,17 +57,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                         "delete it to start the run afresh") from None
     required = ("format", "version", "step", "model_hparams", "model_state", "optimizer_state", "config",
                 "rng", "log", "pending", "elapsed")  # "auxiliary_optimizer_states" and "terms" are newer, optional
-    if not isinstance(state, dict) or state.get("format") != _FORMAT or any(k not in state for k in required):
+    if not isinstance(state, dict) or state.get("format") != FORMAT or any(k not in state for k in required):
         raise UserError(f"checkpoint {path} is not a disent-bench training checkpoint (missing fields); "
                         "delete it to start the run afresh")
-    if state["version"] != _VERSION:
+    if state["version"] != VERSION:
         raise UserError(f"checkpoint {path} has format version {state['version']}; this disent-bench reads "
-                        f"version {_VERSION}")
+                        f"version {VERSION}")
     return state
 
 
-def checkpoint_step(path: str | Path) -> int:
-    """The step a checkpoint (or a run directory's checkpoint) has reached; :class:`UserError` if unreadable."""
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step a checkpoint (or a run directory's checkpoint) has reached: None when there is no
+    checkpoint yet, :class:`UserError` when there is one that cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        return None
     return int(read_checkpoint(path)["step"])
 
 
@@ -116,8 +123,6 @@ def restore_rng(state: dict[str, Any], sample_gen: torch.Generator, noise_gen: t
         return
     # Generator states are device-specific: moving a run to another kind of device continues it with
     # streams re-seeded from (seed, step), deterministic but not the numbers the old device would draw.
-    import warnings
-
     warnings.warn(f"resuming a run trained on {state['device_type']} on {device.type}: the random streams "
                   "are re-seeded, so the result will differ from an uninterrupted run", stacklevel=3)
     sample_gen.manual_seed(stream_seed(seed, 1000 + 2 * step))

@@ -15,7 +15,7 @@ auxiliary networks (FactorVAE's discriminator) update them by their own optimise
   checkpoint; training resumes from it and, on CPU, ends with weights bit-identical to an
   uninterrupted run.
 * Visible: a progress bar (plain lines when not on a terminal) and ``run_dir/train_log.csv``
-  (:mod:`disent_bench.train.log`), one row every ``log_every`` steps with the means over those steps of
+  (:mod:`disent_bench.train.train_log`), one row every ``log_every`` steps with the means over those steps of
   every loss term the model reports. Losses are accumulated on the device and read back only at log
   steps, so the loop never waits on the device in between.
 """
@@ -69,10 +69,6 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
             indices = torch.randint(num_images, (config.batch_size,), generator=session.sample_gen, device=device)
             images = dataset.batch(indices, device)
             losses = training_step(model, optimizers, images, session.noise_gen, session.step, takes_step)
-            session.step += 1
-            vector = session.loss_vector(losses)
-            with torch.no_grad():
-                session.ensure_pending().add_(vector.to(session.sum_dtype))
-            session.pending_steps += 1
+            session.record_step(losses)
             reporter.update(1, **session.end_step(checkpoint_state))
     return session.finish(checkpoint_state)

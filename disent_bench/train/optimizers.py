@@ -15,6 +15,7 @@ benchmark's bare loop both use it, so the two measure the same work.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -29,7 +30,10 @@ __all__ = ["Optimizers", "make_optimizers", "step_objectives", "loss_takes_step"
 class Optimizers:
     """The model's Adam (``main``) and one Adam per auxiliary optimiser (``auxiliary[name]``)."""
 
-    def __init__(self, model: BaseModel, config: TrainConfig) -> None:
+    def __init__(self, model: BaseModel, config: TrainConfig,
+                 parameters: Mapping[str, torch.Tensor] | None = None) -> None:
+        """``parameters``: the tensors to optimise in place of the model's own, by the model's parameter
+        names (a pack's stacked weights); the split into main and auxiliary follows the model's."""
         auxiliaries = list(model.auxiliary_optimizers())
         names = [aux.name for aux in auxiliaries]
         if len(set(names)) != len(names) or "main" in names:
@@ -42,10 +46,15 @@ class Optimizers:
                     raise UserError(f"model {model.hparams.get('name')!r}: a parameter belongs to both auxiliary "
                                     f"optimisers {owner[id(parameter)]!r} and {aux.name!r}")
                 owner[id(parameter)] = aux.name
-        self.main_parameters = [p for p in model.parameters() if id(p) not in owner]
+        named = dict(model.named_parameters())
+        target = named if parameters is None else parameters
+        name_of = {id(parameter): name for name, parameter in named.items()}
+        self.main_parameters = [target[name] for name, parameter in named.items() if id(parameter) not in owner]
+        self.auxiliary_parameters = {aux.name: [target[name_of[id(parameter)]] for parameter in aux.parameters]
+                                     for aux in auxiliaries}
         self.main = torch.optim.Adam(self.main_parameters, lr=config.lr, betas=config.betas, eps=config.eps)
-        self.auxiliary = {aux.name: torch.optim.Adam(list(aux.parameters), lr=aux.lr, betas=tuple(aux.betas),
-                                                     eps=aux.eps) for aux in auxiliaries}
+        self.auxiliary = {aux.name: torch.optim.Adam(self.auxiliary_parameters[aux.name], lr=aux.lr,
+                                                     betas=tuple(aux.betas), eps=aux.eps) for aux in auxiliaries}
         self.auxiliary_specs = {aux.name: aux for aux in auxiliaries}
 
     def step(self, losses: dict[str, torch.Tensor]) -> None:
@@ -60,7 +69,7 @@ class Optimizers:
             if spec.loss_key not in losses:
                 raise UserError(f"the model's loss has no {spec.loss_key!r} entry for its auxiliary optimiser "
                                 f"{name!r} (entries: {', '.join(losses)})")
-            objectives.append((losses[spec.loss_key], list(spec.parameters), self.auxiliary[name]))
+            objectives.append((losses[spec.loss_key], self.auxiliary_parameters[name], self.auxiliary[name]))
         step_objectives(objectives)
 
     def state_dict(self) -> dict[str, Any]:

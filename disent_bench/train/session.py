@@ -20,12 +20,12 @@ from disent_bench._io import atomic_write_text
 from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
 from disent_bench.models import BaseModel
-from disent_bench.train.checkpoint import (_FORMAT, _VERSION, CHECKPOINT_NAME, STREAM_INIT, STREAM_NOISE,
+from disent_bench.train.checkpoint import (FORMAT, VERSION, CHECKPOINT_NAME, STREAM_INIT, STREAM_NOISE,
                                            STREAM_SAMPLE, check_resumable, read_checkpoint, restore_rng,
                                            rng_state, stream_seed, write_checkpoint)
 from disent_bench.train.config import TrainConfig, TrainResult
 from disent_bench.train.devices import resolve_device
-from disent_bench.train.log import BASE_TERMS, LOG_NAME, csv_text, log_terms
+from disent_bench.train.train_log import BASE_TERMS, LOG_NAME, csv_text, log_terms
 
 __all__ = ["RunSession"]
 
@@ -128,6 +128,23 @@ class RunSession:
             raise UserError(f"model {self.name!r}: every step's loss must return the same scalar entries "
                             f"({', '.join(('total', *self.terms))}); got {', '.join(losses)} ({exc})") from None
 
+    def record_step(self, losses: dict[str, torch.Tensor] | None = None) -> None:
+        """One step was taken: count it and add its ``losses`` to the sums of the current log interval.
+
+        A pack passes no losses: it adds all its members' losses at once to their rows of one tensor
+        (see :meth:`share_pending`), and each member only counts its step here.
+        """
+        if losses is not None:
+            vector = self.loss_vector(losses)
+            with torch.no_grad():
+                self.ensure_pending().add_(vector.to(self.sum_dtype))
+        self.step += 1
+        self.pending_steps += 1
+
+    def share_pending(self, row: torch.Tensor) -> None:
+        """Keep this run's loss sums in ``row``, a row of a pack's tensor of its members' sums."""
+        self.pending = row
+
     def ensure_pending(self) -> torch.Tensor:
         if self.pending is None:
             assert self.terms is not None
@@ -178,7 +195,7 @@ class RunSession:
                          auxiliary_states: dict[str, Any]) -> dict[str, Any]:
         """The checkpoint of this run now, given its weights (on the CPU) and its optimisers' states."""
         return {
-            "format": _FORMAT, "version": _VERSION, "step": self.step,
+            "format": FORMAT, "version": VERSION, "step": self.step,
             "model_hparams": dict(self.model.hparams),
             "model_state": model_state,
             "optimizer_state": optimizer_state,
