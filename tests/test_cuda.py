@@ -11,6 +11,7 @@ import torch
 from disent_bench import models
 from disent_bench.train import train
 from disent_bench.train.packed import train_packed
+from grid_helpers import tiny_grid
 from training_helpers import read_log, small_config, squares, weights
 
 pytestmark = [pytest.mark.cuda,
@@ -73,37 +74,8 @@ def test_a_tiny_grid_on_cuda(tmp_path, data_home):
     from disent_bench.executors import get_executor
     from disent_bench.grid import expand, load_grid
 
-    grid = tmp_path / "grid.toml"
-    grid.write_text("""
-[benchmark]
-name = "cuda"
-seeds = [0]
-device = "cuda"
-pack = 2
-
-[train]
-steps = 4
-batch_size = 16
-checkpoint_every = 2
-latent_dim = 4
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-[[models]]
-name = "beta_vae"
-beta = [1, 4]
-
-[eval]
-metrics = ["mig", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 100
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-""")
+    grid = tiny_grid(tmp_path, name="cuda", device="cuda", benchmark={"pack": 2}, steps=4,
+                     train={"batch_size": 16, "log_every": None}, models=[{"name": "beta_vae", "beta": [1, 4]}])
     runs = expand(load_grid(grid))
     outcomes = get_executor("local").run(runs, tmp_path / "out", progress=False)
     assert [o.status for o in outcomes] == ["done", "done"], outcomes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,36 +16,16 @@ from disent_bench.data import cars3d, dsprites, mpi3d, smallnorb
 from disent_bench.data.spec import OfficialFile
 from disent_bench.executors import get_executor
 from disent_bench.grid import expand, load_grid
+from grid_helpers import tiny_grid
 from official_formats import write_cars3d, write_mpi3d_npz, write_smallnorb
 
-GRID = """
-[benchmark]
-name = "more"
-seeds = [0]
-device = "cpu"
 
-[train]
-steps = 3
-batch_size = 8
-lr = 1e-3
-latent_dim = 4
-checkpoint_every = 3
-log_every = 3
+def write_grid(tmp_path, datasets):
+    """The grid of these tests: one VAE, 3 steps, on ``datasets``."""
+    return tiny_grid(tmp_path, name="more", steps=3, train={"lr": 1e-3, "checkpoint_every": 3, "log_every": 3},
+                     datasets=datasets, models=["vae"], eval={"reconstruction": {"num_batches": 1, "batch_size": 8}})
 
-{datasets}
 
-[[models]]
-name = "vae"
-
-[eval]
-metrics = ["mig", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 100
-[eval.reconstruction]
-num_batches = 1
-batch_size = 8
-"""
 MPI3D_SIZES = (2, 2, 2, 2, 2, 2, 2)
 
 
@@ -78,9 +57,7 @@ def home(tmp_path, monkeypatch):
 def test_every_new_dataset_trains_and_scores_through_a_grid(tmp_path, home):
     entries = [("smallnorb", "official", 1), ("cars3d", "official", 3), ("mpi3d_toy", "official", 3),
                ("scream_dsprites", "synthetic", 3)]
-    blocks = "\n".join(f'[[datasets]]\nname = "{n}"\nsource = "{s}"\n' for n, s, _ in entries)
-    grid_path = tmp_path / "grid.toml"
-    grid_path.write_text(textwrap.dedent(GRID.format(datasets=blocks)))
+    grid_path = write_grid(tmp_path, [{"name": n, "source": s} for n, s, _ in entries])
     runs = expand(load_grid(grid_path))
     assert [r.dataset["name"] for r in runs] == [n for n, _, _ in entries]
     torch.set_num_threads(1)
@@ -95,7 +72,6 @@ def test_every_new_dataset_trains_and_scores_through_a_grid(tmp_path, home):
 
 
 def test_a_grid_asking_for_a_synthetic_smallnorb_fails_before_any_run(tmp_path):
-    grid_path = tmp_path / "grid.toml"
-    grid_path.write_text(textwrap.dedent(GRID.format(datasets='[[datasets]]\nname = "smallnorb"\nsource = "synthetic"\n')))
+    grid_path = write_grid(tmp_path, [{"name": "smallnorb", "source": "synthetic"}])
     with pytest.raises(UserError, match=r"datasets\[0\]\.source.*smallnorb has no synthetic version.*data fetch smallnorb"):
         load_grid(grid_path)

@@ -5,7 +5,6 @@ tests/test_executors_ray.py and tests/test_executors_slurm.py compare Ray and Sl
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,45 +12,7 @@ import torch
 
 from disent_bench.executors import get_executor
 from disent_bench.grid import expand, load_grid
-
-GRID = """
-[benchmark]
-name = "equivalence"
-seeds = [0]
-device = "cpu"
-cpus_per_run = 2
-
-[train]
-steps = 6
-batch_size = 16
-checkpoint_every = 3
-log_every = 3
-latent_dim = 4
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-[[models]]
-name = "beta_vae"
-beta = [1.0, 4.0]
-
-[eval]
-metrics = ["mig", "beta_vae", "sap", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 200
-[eval.sap]
-num_train = 200
-num_test = 100
-[eval.beta_vae]
-batch_size = 8
-num_train = 40
-num_eval = 20
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-"""
+from grid_helpers import environ, scores, tiny_grid
 
 
 def results(out_dir: Path) -> dict[str, dict]:
@@ -60,8 +21,7 @@ def results(out_dir: Path) -> dict[str, dict]:
     for path in sorted((out_dir / "runs").glob("*/metrics.json")):
         data = json.loads(path.read_text())
         found[path.parent.name] = {
-            "results": {rep: {k: v for k, v in values.items() if not k.endswith("seconds")}
-                        for rep, values in data["results"].items()},
+            "results": scores(path),
             "torch_threads": data["provenance"]["torch_threads"],
             "log": [line.split(",")[:4] for line in (path.parent / "train_log.csv").read_text().splitlines()]}
     return found
@@ -70,15 +30,12 @@ def results(out_dir: Path) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("eq")
-    saved = {k: os.environ.get(k) for k in ("DISENT_BENCH_DATA",)}
-    os.environ["DISENT_BENCH_DATA"] = str(root / "datasets")
-    (root / "grid.toml").write_text(GRID)
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    tiny_grid(root, name="equivalence", benchmark={"cpus_per_run": 2},
+              train={"batch_size": 16, "checkpoint_every": 3, "log_every": 3},
+              models=[{"name": "beta_vae", "beta": [1.0, 4.0]}], metrics=["mig", "beta_vae", "sap", "reconstruction"],
+              eval={"mig": {"num_train": 200}, "beta_vae": {"num_train": 40, "num_eval": 20}})
+    with environ(DISENT_BENCH_DATA=str(root / "datasets")):
+        yield root
 
 
 @pytest.fixture(scope="module")

@@ -15,47 +15,11 @@ import pytest
 from disent_bench.errors import UserError
 from disent_bench.grid import load_grid, expand
 from disent_bench.models import BetaVAE
+from grid_helpers import environ, run_locally, run_scores, tiny_grid
 
 TESTS_ROOT = Path(__file__).resolve().parents[len(__name__.split(".")) - 1]  # what makes this module importable
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-GRID = """
-[benchmark]
-name = "raytiny"
-seeds = [0]
-device = "cpu"
-cpus_per_run = 1
-{benchmark_extra}
-
-[train]
-steps = 6
-batch_size = 8
-checkpoint_every = 2
-log_every = 2
-latent_dim = 4
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-[[models]]
-name = "{model}"
-{params}
-
-[eval]
-metrics = ["mig", "beta_vae", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 100
-[eval.beta_vae]
-batch_size = 8
-num_train = 20
-num_eval = 10
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-"""
 
 
 class KilledOnceVAE(BetaVAE):
@@ -81,21 +45,9 @@ class KilledOnceVAE(BetaVAE):
         return super().loss(x, generator=generator)
 
 
-def _write_grid(path: Path, *, model: str = "beta_vae", params: str = "beta = [1.0, 4.0]",
-                benchmark_extra: str = "") -> Path:
-    path.write_text(GRID.format(model=model, params=params, benchmark_extra=benchmark_extra))
-    return path
-
-
-def _scores(out_dir: Path) -> dict[str, dict]:
-    """Every run's metrics without the wall times (those differ between any two runs)."""
-    scores = {}
-    for metrics_path in sorted((out_dir / "runs").glob("*/metrics.json")):
-        data = json.loads(metrics_path.read_text())
-        scores[metrics_path.parent.name] = {
-            rep: {k: v for k, v in values.items() if not k.endswith("seconds")}
-            for rep, values in data["results"].items()}
-    return scores
+def _write_grid(path: Path, *, models=({"name": "beta_vae", "beta": [1.0, 4.0]},), benchmark=None) -> Path:
+    return tiny_grid(path, name="raytiny", benchmark={"cpus_per_run": 1, **(benchmark or {})}, models=models,
+                     metrics=["mig", "beta_vae", "reconstruction"])
 
 
 def _losses(run_directory: Path) -> list[list[str]]:
@@ -115,19 +67,12 @@ def ray_mod():
 def env(tmp_path_factory):
     """A data home and a scratch TMPDIR for this module; the environment a local Ray instance inherits."""
     root = tmp_path_factory.mktemp("ray")
-    saved = {k: os.environ.get(k) for k in ("DISENT_BENCH_DATA", "TMPDIR", "PYTHONPATH", "RAY_ADDRESS")}
-    os.environ["DISENT_BENCH_DATA"] = str(root / "datasets")
     (root / "tmp").mkdir()
-    os.environ["TMPDIR"] = str(root / "tmp")
     # Workers import KilledOnceVAE from this module by name.
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_ROOT), saved["PYTHONPATH"]) if p)
-    os.environ.pop("RAY_ADDRESS", None)
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    pythonpath = os.pathsep.join(p for p in (str(TESTS_ROOT), os.environ.get("PYTHONPATH")) if p)
+    with environ(DISENT_BENCH_DATA=str(root / "datasets"), TMPDIR=str(root / "tmp"), PYTHONPATH=pythonpath,
+                 RAY_ADDRESS=None):
+        yield root
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +94,7 @@ def ray_cluster(ray_mod, env):
 def local_scores(env):
     """The tiny grid run by the local executor in this process (which computes with the grid's cpus_per_run
     threads, whatever this process was set to: the executors must give the same numbers)."""
-    from disent_bench.executors import get_executor
-
-    grid = _write_grid(env / "grid.toml")
-    runs = expand(load_grid(grid))
-    outcomes = get_executor("local").run(runs, env / "out_local", progress=False)
-    assert [o.status for o in outcomes] == ["done", "done"], outcomes
-    return {"grid": grid, "runs": runs, "scores": _scores(env / "out_local")}
+    return run_locally(_write_grid(env / "grid.toml"), env / "out_local")
 
 
 @pytest.mark.slow
@@ -167,7 +106,7 @@ def test_ray_cli_matches_local_executor(ray_mod, env, local_scores):
                             cwd=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 done" in result.stderr
-    assert _scores(out) == local_scores["scores"]
+    assert run_scores(out) == local_scores["scores"]
     for run in local_scores["runs"]:
         directory = out / "runs" / run.id
         for name in ("config.json", "train_log.csv", "checkpoint.pt", "metrics.json", "DONE"):
@@ -192,7 +131,7 @@ def test_ray_without_shared_filesystem_ships_files_back(ray_cluster, env, local_
     outcomes = executor.run(runs, out, progress=False)
     assert [o.status for o in outcomes] == ["done", "done"], outcomes
     assert all(o.extra["shared_filesystem"] is False for o in outcomes)
-    assert _scores(out) == local_scores["scores"]
+    assert run_scores(out) == local_scores["scores"]
     resumed = json.loads((out / "runs" / first.id / "metrics.json").read_text())["train"]
     assert resumed["resumed_from_step"] == 6 and resumed["steps_this_attempt"] == 0
     fresh = json.loads((out / "runs" / runs[1].id / "metrics.json").read_text())["train"]
@@ -215,7 +154,7 @@ def test_a_pack_is_one_task_with_the_local_packs_numbers(ray_cluster, env, tmp_p
     from disent_bench.executors import get_executor
     from disent_bench.executors.ray import RayExecutor
 
-    grid = _write_grid(tmp_path / "grid.toml", benchmark_extra="pack = 2")
+    grid = _write_grid(tmp_path / "grid.toml", benchmark={"pack": 2})
     runs = expand(load_grid(grid))
     local = get_executor("local").run(runs, tmp_path / "local", progress=False)
     assert [o.status for o in local] == ["done", "done"], local
@@ -227,7 +166,7 @@ def test_a_pack_is_one_task_with_the_local_packs_numbers(ray_cluster, env, tmp_p
         record = json.loads((tmp_path / "ray" / "runs" / run.id / "metrics.json").read_text())
         assert record["provenance"]["packed_with"] == 2
         assert _losses(tmp_path / "ray" / "runs" / run.id) == _losses(tmp_path / "local" / "runs" / run.id)
-    assert _scores(tmp_path / "ray") == _scores(tmp_path / "local")
+    assert run_scores(tmp_path / "ray") == run_scores(tmp_path / "local")
 
 
 @pytest.mark.slow
@@ -239,8 +178,8 @@ def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tm
     from disent_bench.executors.ray import RayExecutor
 
     marker = tmp_path / "killed"
-    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:KilledOnceVAE",
-                       params=f'beta = 1.0\nkill_marker = "{marker}"\nkill_after = 3')
+    grid = _write_grid(tmp_path / "grid.toml", models=[{"name": f"{__name__}:KilledOnceVAE", "beta": 1.0,
+                                                        "kill_marker": str(marker), "kill_after": 3}])
     runs = expand(load_grid(grid))
     out = tmp_path / "out"
     outcomes = RayExecutor(max_retries=2, shared_filesystem=shared_filesystem).run(runs, out, progress=False)
@@ -251,7 +190,7 @@ def test_killed_worker_is_retried_and_resumes(ray_cluster, env, local_scores, tm
     record = json.loads((out / "runs" / runs[0].id / "metrics.json").read_text())
     assert record["train"]["resumed_from_step"] == 2  # killed during step 4: the last checkpoint was step 2
     reference = next(v for k, v in local_scores["scores"].items() if "beta1-" in k)
-    assert _scores(out)[runs[0].id] == reference
+    assert run_scores(out)[runs[0].id] == reference
 
 
 @pytest.mark.slow
@@ -259,8 +198,8 @@ def test_killed_worker_without_retries_is_recorded_failed(ray_cluster, env, tmp_
     from disent_bench.executors.ray import RayExecutor
 
     marker = tmp_path / "killed"
-    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:KilledOnceVAE",
-                       params=f'beta = 1.0\nkill_marker = "{marker}"\nkill_after = 1')
+    grid = _write_grid(tmp_path / "grid.toml", models=[{"name": f"{__name__}:KilledOnceVAE", "beta": 1.0,
+                                                        "kill_marker": str(marker), "kill_after": 1}])
     runs = expand(load_grid(grid))
     outcomes = RayExecutor(max_retries=0).run(runs, tmp_path / "out", progress=False)
     assert outcomes[0].status == "failed" and "worker died" in outcomes[0].error
@@ -271,7 +210,7 @@ def test_killed_worker_without_retries_is_recorded_failed(ray_cluster, env, tmp_
 def test_task_resources_defaults_and_checks(ray_mod, env):
     from disent_bench.executors.ray import RayExecutor
 
-    grid = _write_grid(env / "grid_res.toml", params="beta = 4.0")
+    grid = _write_grid(env / "grid_res.toml", models=[{"name": "beta_vae", "beta": 4.0}])
     run = expand(load_grid(grid))[0]
     executor = RayExecutor()
     bare = run.__class__(**{**run.to_json(), "resources": {}})

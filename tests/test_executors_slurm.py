@@ -16,45 +16,9 @@ import pytest
 from disent_bench.errors import UserError
 from disent_bench.grid import expand, load_grid
 from disent_bench.models import BetaVAE
+from grid_helpers import environ, run_locally, run_scores, tiny_grid
 
 TESTS_ROOT = Path(__file__).resolve().parents[len(__name__.split(".")) - 1]  # what makes this module importable
-
-GRID = """
-[benchmark]
-name = "slurmtiny"
-seeds = [0]
-device = "cpu"
-cpus_per_run = 1
-
-[train]
-steps = 6
-batch_size = 8
-checkpoint_every = 2
-log_every = 2
-latent_dim = 4
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-[[models]]
-name = "{model}"
-{params}
-
-[eval]
-metrics = ["mig", "beta_vae", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 100
-[eval.beta_vae]
-batch_size = 8
-num_train = 20
-num_eval = 10
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-{extra}
-"""
 
 
 class PreemptedOnceVAE(BetaVAE):
@@ -82,19 +46,9 @@ class PreemptedOnceVAE(BetaVAE):
         return super().loss(x, generator=generator)
 
 
-def _write_grid(path: Path, *, model: str = "beta_vae", params: str = "beta = [1.0, 4.0]", extra: str = "") -> Path:
-    path.write_text(GRID.format(model=model, params=params, extra=extra))
-    return path
-
-
-def _scores(out_dir: Path) -> dict[str, dict]:
-    scores = {}
-    for metrics_path in sorted((out_dir / "runs").glob("*/metrics.json")):
-        data = json.loads(metrics_path.read_text())
-        scores[metrics_path.parent.name] = {
-            rep: {k: v for k, v in values.items() if not k.endswith("seconds")}
-            for rep, values in data["results"].items()}
-    return scores
+def _write_grid(path: Path, *, models=({"name": "beta_vae", "beta": [1.0, 4.0]},), **tables) -> Path:
+    return tiny_grid(path, name="slurmtiny", benchmark={"cpus_per_run": 1}, models=models,
+                     metrics=["mig", "beta_vae", "reconstruction"], **tables)
 
 
 @pytest.fixture(scope="module")
@@ -106,35 +60,23 @@ def submitit_mod():
 def env(tmp_path_factory):
     """A data home, and PYTHONPATH so that job processes import PreemptedOnceVAE from this module."""
     root = tmp_path_factory.mktemp("slurm")
-    saved = {k: os.environ.get(k) for k in ("DISENT_BENCH_DATA", "PYTHONPATH")}
-    os.environ["DISENT_BENCH_DATA"] = str(root / "datasets")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_ROOT), saved["PYTHONPATH"]) if p)
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    pythonpath = os.pathsep.join(p for p in (str(TESTS_ROOT), os.environ.get("PYTHONPATH")) if p)
+    with environ(DISENT_BENCH_DATA=str(root / "datasets"), PYTHONPATH=pythonpath):
+        yield root
 
 
 @pytest.fixture(scope="module")
 def local_scores(env):
     """The tiny grid with the local executor in this process (the grid's cpus_per_run threads, whatever this
     process was set to: the executors must give the same numbers)."""
-    from disent_bench.executors import get_executor
-
-    grid = _write_grid(env / "grid.toml")
-    runs = expand(load_grid(grid))
-    outcomes = get_executor("local").run(runs, env / "out_local", progress=False)
-    assert [o.status for o in outcomes] == ["done", "done"], outcomes
-    return {"grid": grid, "runs": runs, "scores": _scores(env / "out_local")}
+    return run_locally(_write_grid(env / "grid.toml"), env / "out_local")
 
 
 @pytest.mark.slow
 def test_submitit_local_array_then_rerun_shows_finished(submitit_mod, env, local_scores):
     """Submit without waiting, let the jobs finish, run again: everything is finished, with local's scores."""
     from disent_bench.executors.slurm import LOG_DIR, SlurmExecutor
-    from disent_bench.runner import run_status
+    from disent_bench.run_store import run_status
 
     runs = local_scores["runs"]
     out = env / "out_slurm"
@@ -146,7 +88,7 @@ def test_submitit_local_array_then_rerun_shows_finished(submitit_mod, env, local
         assert not failed, failed
         time.sleep(0.5)
     assert [run_status(run, out)[0] for run in runs] == ["done", "done"]
-    assert _scores(out) == local_scores["scores"]
+    assert run_scores(out) == local_scores["scores"]
     assert any((out / LOG_DIR).rglob("*_log.out")), "submitit job logs missing"
     again = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
     assert [o.status for o in again] == ["skipped", "skipped"]
@@ -157,8 +99,8 @@ def test_preempted_job_is_requeued_and_resumes_from_checkpoint(submitit_mod, env
     from disent_bench.executors.slurm import SlurmExecutor
 
     marker = tmp_path / "preempted"
-    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:PreemptedOnceVAE",
-                       params=f'beta = 1.0\nmarker = "{marker}"\npreempt_after = 3')
+    grid = _write_grid(tmp_path / "grid.toml", models=[{"name": f"{__name__}:PreemptedOnceVAE", "beta": 1.0,
+                                                        "marker": str(marker), "preempt_after": 3}])
     runs = expand(load_grid(grid))
     out = tmp_path / "out"
     outcomes = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
@@ -167,7 +109,7 @@ def test_preempted_job_is_requeued_and_resumes_from_checkpoint(submitit_mod, env
     record = json.loads((out / "runs" / runs[0].id / "metrics.json").read_text())
     assert record["train"]["resumed_from_step"] == 2  # signalled during step 4; last checkpoint: step 2
     reference = next(v for k, v in local_scores["scores"].items() if "beta1-" in k)
-    assert _scores(out)[runs[0].id] == reference
+    assert run_scores(out)[runs[0].id] == reference
 
 
 @pytest.mark.slow
@@ -176,14 +118,15 @@ def test_job_that_dies_is_recorded_failed(submitit_mod, env, tmp_path, monkeypat
     from submitit.local.local import LocalJob
 
     from disent_bench.executors.slurm import SlurmExecutor
-    from disent_bench.runner import run_status
+    from disent_bench.run_store import run_status
 
     # submitit waits 15 s for a dead job's result file (slow network file systems); none will come here.
     monkeypatch.setattr(LocalJob, "_results_timeout_s", 1)
 
     marker = tmp_path / "killed"
-    grid = _write_grid(tmp_path / "grid.toml", model=f"{__name__}:PreemptedOnceVAE",
-                       params=f'beta = 1.0\nmarker = "{marker}"\npreempt_after = 3\nsignal_name = "SIGKILL"')
+    grid = _write_grid(tmp_path / "grid.toml", models=[{"name": f"{__name__}:PreemptedOnceVAE", "beta": 1.0,
+                                                        "marker": str(marker), "preempt_after": 3,
+                                                        "signal_name": "SIGKILL"}])
     runs = expand(load_grid(grid))
     out = tmp_path / "out"
     outcomes = SlurmExecutor(cluster="local", poll_s=0.2).run(runs, out, progress=False)
@@ -197,8 +140,8 @@ def test_job_that_dies_is_recorded_failed(submitit_mod, env, tmp_path, monkeypat
 def test_settings_from_grid_and_flags(submitit_mod, env):
     from disent_bench.executors.slurm import SlurmExecutor
 
-    grid = _write_grid(env / "grid_settings.toml", params="beta = 4.0",
-                       extra='[slurm]\npartition = "gpu"\ntime_min = 90\ngpus_per_node = 1\narray_parallelism = 8')
+    grid = _write_grid(env / "grid_settings.toml", models=[{"name": "beta_vae", "beta": 4.0}],
+                       slurm={"partition": "gpu", "time_min": 90, "gpus_per_node": 1, "array_parallelism": 8})
     spec = load_grid(grid)
     runs = expand(spec)
     executor = SlurmExecutor(slurm=spec.slurm, time_min=30, cluster="local")

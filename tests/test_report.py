@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -17,55 +16,11 @@ import torch
 from disent_bench.errors import UserError
 from disent_bench.executors import get_executor
 from disent_bench.grid import expand, load_grid
-from disent_bench.report import make_report
-from disent_bench.report.tables import load_runs, lower_is_better, write_tables
+from disent_bench.report import make_report, write_tables
+from disent_bench.report.runs import load_runs, lower_is_better
+from grid_helpers import tiny_grid
 
 CLI = [sys.executable, "-c", "from disent_bench.cli import main; main()"]
-
-GRID = """
-[benchmark]
-name = "tiny"
-seeds = [0, 1]
-device = "cpu"
-
-[train]
-steps = 8
-batch_size = 8
-lr = 1e-3
-latent_dim = 4
-checkpoint_every = 8
-log_every = 4
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-[[models]]
-name = "ae"
-
-[[models]]
-name = "vae"
-
-[[models]]
-name = "beta_vae"
-beta = [4]
-
-[eval]
-metrics = ["mig", "sap", "modularity", "reconstruction"]
-preset = "quick"
-representation = ["mean", "sampled"]
-[eval.mig]
-num_train = 200
-[eval.sap]
-num_train = 200
-num_test = 100
-[eval.modularity]
-num_train = 200
-num_test = 100
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-"""
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +32,10 @@ def results(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared machine: more threads only contend
     try:
-        path = root / "grid.toml"
-        path.write_text(textwrap.dedent(GRID))
+        path = tiny_grid(root, seeds=[0, 1], steps=8, train={"lr": 1e-3, "checkpoint_every": 8, "log_every": 4},
+                         models=["ae", "vae", {"name": "beta_vae", "beta": [4]}],
+                         metrics=["mig", "sap", "modularity", "reconstruction"],
+                         eval={"representation": ["mean", "sampled"], "mig": {"num_train": 200}})
         runs = expand(load_grid(path))
         out = root / "results"
         outcomes = get_executor("local").run(runs, out, progress=False)

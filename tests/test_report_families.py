@@ -17,7 +17,8 @@ from disent_bench.errors import UserError
 from disent_bench.report import make_report
 from disent_bench.report import plots as report_plots
 from disent_bench.report.families import describe, log_axis, varying_params
-from disent_bench.report.tables import family_summary, load_runs
+from disent_bench.report.runs import load_runs
+from disent_bench.report.tables import family_summary
 from report_zoo import SWEEPS, write_run, write_zoo
 
 FAMILY_ORDER = ["AE", "VAE", "β-VAE", "FactorVAE", "β-TCVAE", "DIP-VAE-I", "DIP-VAE-II", "AnnealedVAE"]

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,40 +16,13 @@ import torch
 from disent_bench.executors import get_executor
 from disent_bench.grid import RunSpec, expand, load_grid
 from disent_bench.models import AE
-from disent_bench.runner import execute_run, run_status
+from disent_bench.run_store import run_status
+from disent_bench.runner import execute_run
+from grid_helpers import scores, tiny_grid
+from training_helpers import one_thread  # noqa: F401 (autouse: one torch thread in this process)
 
 TESTS = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from disent_bench.cli import main; main()"]
-
-GRID = """
-[benchmark]
-name = "tiny"
-seeds = {seeds}
-device = "cpu"
-
-[train]
-steps = {steps}
-batch_size = 8
-lr = 1e-3
-latent_dim = 4
-checkpoint_every = {checkpoint_every}
-log_every = 5
-
-[[datasets]]
-name = "dsprites_tiny"
-source = "synthetic"
-
-{models}
-
-[eval]
-metrics = ["mig", "reconstruction"]
-preset = "quick"
-[eval.mig]
-num_train = 200
-[eval.reconstruction]
-num_batches = 2
-batch_size = 16
-"""
 
 
 class ExplodingModel(AE):
@@ -62,13 +34,10 @@ class ExplodingModel(AE):
         return {"total": nan, "reconstruction": nan, "kl": losses["kl"]}
 
 
-def grid_file(tmp_path: Path, *, seeds="[0]", steps=6, checkpoint_every=2,
-              models=('ae', 'vae'), name="grid.toml") -> Path:
-    blocks = "\n".join(f'[[models]]\nname = "{m}"' for m in models)
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(GRID.format(seeds=seeds, steps=steps, checkpoint_every=checkpoint_every,
-                                                models=blocks)))
-    return path
+def grid_file(tmp_path: Path, *, checkpoint_every=2, **overrides) -> Path:
+    """The tiny grid of these tests: ``tiny_grid`` (seed 0, 6 steps, an AE and a VAE) with ``overrides``."""
+    return tiny_grid(tmp_path, train={"lr": 1e-3, "checkpoint_every": checkpoint_every, "log_every": 5},
+                     eval={"mig": {"num_train": 200}}, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -77,30 +46,14 @@ def data_home(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread here and in subprocesses: on a shared machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def env(data_home, monkeypatch):
     monkeypatch.setenv("DISENT_BENCH_DATA", str(data_home))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one thread in subprocesses too: on a shared machine more only contend
     # Subprocesses import user models from this directory, as a user's PYTHONPATH would.
     pythonpath = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     monkeypatch.setenv("PYTHONPATH", pythonpath)
     return {**os.environ}
-
-
-def scores(path: Path) -> dict:
-    """metrics.json results without wall times (which differ between any two runs)."""
-    record = json.loads(path.read_text())
-    return {rep: {k: v for k, v in values.items() if not k.endswith("seconds")}
-            for rep, values in record["results"].items()}
 
 
 def approx_scores(path: Path) -> dict:
@@ -156,7 +109,7 @@ def test_runs_write_results_then_skip_and_resume(tmp_path, env):
 
 
 def test_cli_dry_run_and_only(tmp_path, env):
-    path = grid_file(tmp_path, seeds="[0, 1]")
+    path = grid_file(tmp_path, seeds=[0, 1])
     out = tmp_path / "res"
     proc = subprocess.run([*CLI, "run", "--grid", str(path), "--out", str(out), "--only", "*-ae-s1-*",
                            "--no-progress"], capture_output=True, text=True, env=env)
@@ -212,7 +165,7 @@ def test_kill_9_then_resume_gives_the_same_metrics(tmp_path, env):
 
 
 def test_two_concurrent_runners_do_each_run_once(tmp_path, env):
-    path = grid_file(tmp_path, seeds="[0, 1]", steps=20, checkpoint_every=10)
+    path = grid_file(tmp_path, seeds=[0, 1], steps=20, checkpoint_every=10)
     runs = expand(load_grid(path))
     out = tmp_path / "shared"
     commands = [[*CLI, "run", "--grid", str(path), "--out", str(out), "--no-progress"],
