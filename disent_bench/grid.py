@@ -43,7 +43,7 @@ DEVICES_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 BENCHMARK_KEYS = ("name", "seeds", "device", "gpus_per_run", "cpus_per_run", "pack")
 DATASET_KEYS = ("name", "source")
-EVAL_KEYS = ("metrics", "preset", "representation")
+EVAL_KEYS = ("metrics", "preset", "representation", "repeats")
 SLURM_KEYS = {"partition": str, "time_min": int, "gpus_per_node": int, "array_parallelism": int}
 TOP_KEYS = ("benchmark", "train", "datasets", "models", "eval", "slurm")
 
@@ -72,7 +72,7 @@ class RunSpec:
     train: dict[str, Any]             # TrainConfig keyword arguments (seed included)
     seed: int
     device: str
-    eval: dict[str, Any]              # {"metrics", "preset", "representation", "settings"}
+    eval: dict[str, Any]              # {"metrics", "preset", "representation", "settings"[, "repeats"]}
     resources: dict[str, Any] = field(default_factory=dict)  # gpus_per_run / cpus_per_run
 
     def to_json(self) -> dict[str, Any]:
@@ -427,7 +427,15 @@ def _parse_eval(where: _Where, raw: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(d, float) and not (_is_number(v) and v >= 0):
                     raise where.error(f"eval.{m}.{k}", f"must be a number >= 0 like the preset's {d!r}, got {v!r}")
         settings[m] = dict(table)
-    return {"metrics": list(metric_names), "preset": preset, "representation": list(reps), "settings": settings}
+    out = {"metrics": list(metric_names), "preset": preset, "representation": list(reps), "settings": settings}
+    repeats = raw.get("repeats", 1)
+    if not _is_int(repeats) or repeats < 1:
+        raise where.error("eval.repeats", f"must be an integer >= 1 (evaluation seeds per trained model), "
+                                          f"got {repeats!r}")
+    if repeats != 1:
+        # Only when asked: grids without it keep the evaluation (and so the finished runs) they had.
+        out["repeats"] = repeats
+    return out
 
 
 # -- expansion --------------------------------------------------------------------------------------

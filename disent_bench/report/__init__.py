@@ -33,7 +33,7 @@ from disent_bench.report.html import write_index
 from disent_bench.report.pictures import make_pictures
 from disent_bench.report.plots import make_plots
 from disent_bench.report.render import write_files
-from disent_bench.report.runs import load_runs
+from disent_bench.report.runs import load_runs, per_run
 from disent_bench.report.tables import build_tables
 
 __all__ = ["make_report", "write_tables", "Report"]
@@ -71,10 +71,10 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     files = write_files(tables, report_dir)
     timing["tables"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    figures = make_plots(frame, report_dir / "figures")
+    figures = make_plots(per_run(frame), report_dir / "figures")
     timing["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    picture_list = make_pictures_safe(frame, results_dir, report_dir / "pictures", progress) if pictures else []
+    picture_list = make_pictures_safe(per_run(frame), results_dir, report_dir / "pictures", progress) if pictures else []
     timing["pictures"] = time.perf_counter() - t0
     _remove_stale(report_dir / "figures", [p for f in figures for p in (f["png"], f["pdf"])])
     if pictures:  # --no-pictures keeps the pictures an earlier report drew

@@ -102,16 +102,21 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             "scikit_learn": prov.get("scikit_learn"),
             "date": prov.get("date"),
         }
-        for representation, scores in record.get("results", {}).items():
-            row = dict(base, representation=representation,
-                       eval_seconds=record.get("eval", {}).get("seconds", {}).get(representation))
-            for key, value in scores.items():
-                # Any numeric score, known or not (a new metric shows in runs.csv and summary.csv);
-                # never one that would overwrite a setting column.
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in base:
-                    row[key] = float(value)
-            rows.append(row)
-            run_params.append((model_name, params))
+        # ``[eval] repeats``: one row per evaluation repeat (runs scored once have no repeat columns).
+        repeats = record.get("repeats") or [{"repeat": None, "seed": None, "results": record.get("results", {})}]
+        for entry in repeats:
+            for representation, scores in entry.get("results", {}).items():
+                row = dict(base, representation=representation,
+                           eval_seconds=record.get("eval", {}).get("seconds", {}).get(representation))
+                if entry.get("repeat") is not None:
+                    row.update(eval_repeat=int(entry["repeat"]), eval_seed=entry.get("seed"))
+                for key, value in scores.items():
+                    # Any numeric score, known or not (a new metric shows in runs.csv and summary.csv);
+                    # never one that would overwrite a setting column.
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in base:
+                        row[key] = float(value)
+                rows.append(row)
+                run_params.append((model_name, params))
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["metric_settings"] = [_settings_id(v) for v in frame["eval_settings"]]
@@ -127,17 +132,35 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
         frame["label"] = [s.label for s in settings]
         frame["label_tex"] = [s.label_tex for s in settings]
         frame["_order"] = [s.order for s in settings]
-        frame = frame.sort_values(["dataset", "source", "preset", "representation", "_order", "family",
-                                   "sweep_value", "label", "seed"], na_position="first", kind="stable")
+        order = ["dataset", "source", "preset", "representation", "_order", "family", "sweep_value", "label", "seed"]
+        if "eval_repeat" in frame.columns:  # runs scored once are their own repeat 0, with the run's seed
+            frame["eval_repeat"] = frame["eval_repeat"].fillna(0).astype(int)
+            frame["eval_seed"] = frame["eval_seed"].fillna(frame["seed"]).astype(int)
+            order.append("eval_repeat")
+        frame = frame.sort_values(order, na_position="first", kind="stable")
         frame = frame.drop(columns="_order").reset_index(drop=True)
-        frame = _drop_repeats(frame)
+        frame = _drop_superseded(frame)
     return frame
 
 
-def _drop_repeats(frame: pd.DataFrame) -> pd.DataFrame:
+def per_run(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and representation: a run scored with several evaluation seeds (``[eval] repeats``)
+    gets the mean of its repeats for every metric; a frame without repeats is returned as it is."""
+    if frame.empty or "eval_repeat" not in frame.columns:
+        return frame
+    metrics = metric_columns(frame)
+    keys = ["run_id", "representation"]
+    grouped = frame.groupby(keys, sort=False, dropna=False)
+    first = grouped.first()
+    first[metrics] = grouped[metrics].mean()
+    first = first.drop(columns=["eval_repeat", "eval_seed"]).reset_index()
+    return first[[c for c in frame.columns if c in first.columns]]
+
+
+def _drop_superseded(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep the latest of runs that repeat the same setting and seed (e.g. left by an older grid
     version under another id), so that no seed is counted twice in a mean."""
-    key = [c for c in group_columns(frame) + ["seed", "eval_settings"] if c in frame.columns]
+    key = [c for c in group_columns(frame) + ["seed", "eval_settings", "eval_repeat"] if c in frame.columns]
     latest = frame.sort_values("date", kind="stable").duplicated(subset=key, keep="last")
     repeated = latest.reindex(frame.index)
     if repeated.any():

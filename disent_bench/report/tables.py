@@ -38,6 +38,7 @@ from disent_bench.report.runs import (
     headline_columns,
     lower_is_better,
     metric_columns,
+    per_run,
     provenance_lines,
     sections,
     setting_columns,
@@ -145,7 +146,7 @@ class SectionTable:
 class Tables:
     """Everything the report's tables show, built once from the runs frame; what the renderers take."""
 
-    runs: pd.DataFrame              # the runs frame (runs.csv)
+    runs: pd.DataFrame              # the runs frame (runs.csv: a row per evaluation repeat, if any)
     summary: pd.DataFrame           # summarise (summary.csv)
     families: pd.DataFrame          # family_summary (families.csv)
     provenance: list[str]           # the header of every table file and of the page
@@ -199,8 +200,9 @@ def build_tables(frame: pd.DataFrame, select_by: str | None = None) -> Tables:
     ``select_by`` is the metric by which the family tables pick each family's best setting (default: the
     first of :data:`SELECT_BY` present); one that no run has raises :class:`UserError`.
     """
-    summary = summarise(frame)
-    families = family_summary(frame, select_by)
+    runs = per_run(frame)  # a run scored with several evaluation seeds counts once, with their mean
+    summary = summarise(runs)
+    families = family_summary(runs, select_by)
     return Tables(runs=frame, summary=summary, families=families, provenance=provenance_lines(frame),
-                  settings=section_tables(frame, summary, "settings"),
-                  by_family=section_tables(frame, families, "families"))
+                  settings=section_tables(runs, summary, "settings"),
+                  by_family=section_tables(runs, families, "families"))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from disent_bench import data, metrics, models
@@ -27,7 +28,7 @@ from disent_bench.runner.resources import cpu_threads, run_threads
 from disent_bench.train import TrainConfig, TrainResult, train
 
 __all__ = ["RunOutcome", "Prepared", "execute_run", "prepare", "train_prepared", "score_and_record", "failed",
-           "time_breakdown"]
+           "evaluation_seed", "time_breakdown"]
 
 
 @dataclass
@@ -149,25 +150,33 @@ def score_and_record(prepared: Prepared, result: TrainResult, *, progress: bool,
     steps_trained = max(int(result.step) - step_before, 0)
 
     trained_model.eval()
-    results: dict[str, dict[str, float]] = {}
-    eval_seconds = {}
+    repeats = int(run.eval.get("repeats", 1))
+    by_repeat: list[dict[str, dict[str, float]]] = []
+    eval_seconds: dict[str, float] = {}
     skipped_reps = []
-    for representation in run.eval["representation"]:
-        if representation == "sampled" and not trained_model.has_variance:
-            skipped_reps.append(representation)  # a deterministic encoder has no sampled code
-            continue
-        t1 = time.perf_counter()
-        scores = metrics.evaluate(
-            dataset, trained_model, metrics=tuple(run.eval["metrics"]), preset=run.eval["preset"],
-            seed=run.seed, representation=representation, settings=run.eval.get("settings") or None,
-            device=device, progress=progress, threads=run_threads(run))
-        eval_seconds[representation] = time.perf_counter() - t1
-        for key, value in scores.items():
-            if key == "encoding_seconds":
-                timing["encoding"] = timing.get("encoding", 0.0) + float(value)
-            elif key.endswith(".seconds"):
-                timing[key[:-len(".seconds")]] = timing.get(key[:-len(".seconds")], 0.0) + float(value)
-        results[representation] = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in scores.items()}
+    for repeat in range(repeats):
+        results: dict[str, dict[str, float]] = {}
+        for representation in run.eval["representation"]:
+            if representation == "sampled" and not trained_model.has_variance:
+                if repeat == 0:
+                    skipped_reps.append(representation)  # a deterministic encoder has no sampled code
+                continue
+            t1 = time.perf_counter()
+            scores = metrics.evaluate(
+                dataset, trained_model, metrics=tuple(run.eval["metrics"]), preset=run.eval["preset"],
+                seed=evaluation_seed(run.seed, repeat), representation=representation,
+                settings=run.eval.get("settings") or None, device=device, progress=progress,
+                threads=run_threads(run))
+            eval_seconds[representation] = eval_seconds.get(representation, 0.0) + time.perf_counter() - t1
+            for key, value in scores.items():
+                if key == "encoding_seconds":
+                    timing["encoding"] = timing.get("encoding", 0.0) + float(value)
+                elif key.endswith(".seconds"):
+                    timing[key[:-len(".seconds")]] = timing.get(key[:-len(".seconds")], 0.0) + float(value)
+            results[representation] = {k: (float(v) if isinstance(v, (int, float)) else v)
+                                       for k, v in scores.items()}
+        by_repeat.append(results)
+    results = by_repeat[0]
 
     record = {
         "results_version": RESULTS_VERSION,
@@ -182,6 +191,8 @@ def score_and_record(prepared: Prepared, result: TrainResult, *, progress: bool,
                   "images_per_second_this_attempt": float(result.images_per_s),
                   "final_loss": final},
         "eval": {"seconds": {k: round(v, 3) for k, v in eval_seconds.items()}},
+        **({"repeats": [{"repeat": r, "seed": evaluation_seed(run.seed, r), "results": scores}
+                        for r, scores in enumerate(by_repeat)]} if repeats > 1 else {}),
         "provenance": {**provenance(device, dataset), "seed": run.seed, "packed_with": packed_with,
                        "eval_preset": run.eval["preset"],
                        "torch_deterministic": torch.are_deterministic_algorithms_enabled()},
@@ -190,6 +201,14 @@ def score_and_record(prepared: Prepared, result: TrainResult, *, progress: bool,
     return RunOutcome(run.id, "done", steps_trained=steps_trained,
                       images_per_second=float(result.images_per_s) if steps_trained else None,
                       extra={"timing": {k: round(v, 3) for k, v in timing.items()}})
+
+
+def evaluation_seed(seed: int, repeat: int) -> int:
+    """The evaluation seed of ``repeat`` (``[eval] repeats``) of a run of seed ``seed``: the run's own seed
+    for the first, so one repeat gives the numbers a run always had; then seeds derived from both."""
+    if repeat == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(repeat)]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
 def time_breakdown(outcomes: list[RunOutcome], wall_seconds: float) -> str:
