@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
                       ("bare loop (one pre-made batch)", f"{result['bare_images_per_s']:,.0f}"),
                       ("ratio loop / bare (wall time)", f"{result['ratio']:.1%}"),
                       ("ratio loop / bare (CPU time)", f"{result['ratio_cpu_time']:.1%}"),
+                      ("set-up of one train() call (CPU ms)", f"{result['setup_cpu_seconds'] * 1000:,.0f}"),
+                      ("ratio loop / bare, set-up excluded (CPU time)", f"{result['ratio_cpu_time_steps']:.1%}"),
                       (f"encoding (batch {result['encode_batch_size']}, mean code)",
                        f"{result['encode_images_per_s']:,.0f}")])
         typer.echo(f"medians of {result['repeats']} interleaved repeats of {result['steps']} steps; "
