@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,24 +37,6 @@ def _print_table(result: dict[str, float], title: str) -> None:
                   f"{encoding:.1f}" if encoding is not None else "", end_section=True)
     table.add_row("total", "", f"{result['seconds']:.1f}")
     Console().print(table)
-
-
-@contextlib.contextmanager
-def _cpu_threads(threads: int | None) -> Iterator[None]:
-    """With ``threads``: torch's intra-op pool and the BLAS/OpenMP pools limited to it meanwhile; None: as they are."""
-    if threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fmt(value: float) -> str:
@@ -105,7 +86,9 @@ def register(app: typer.Typer) -> None:
         torch_device = resolve_device(device)
         model = load_model(checkpoint, device=torch_device)
         data = get_dataset(dataset, source=source, progress=not as_json)
-        with _cpu_threads(threads):
+        from disent_bench.runner.resources import cpu_threads
+
+        with cpu_threads(threads) if threads is not None else contextlib.nullcontext():
             result = metric_lib.evaluate(data, model, metrics=names, preset=preset, seed=seed,
                                          representation=representation, device=torch_device,
                                          progress=not as_json, threads=threads)
