@@ -29,11 +29,14 @@ from pathlib import Path
 import pandas as pd
 
 from disent_bench.errors import UserError
+from disent_bench.report.analysis import analyse, family_names
 from disent_bench.report.html import write_index
 from disent_bench.report.pictures import make_pictures
 from disent_bench.report.plots import make_plots
 from disent_bench.report.render import write_files
-from disent_bench.report.runs import load_runs, per_run
+from disent_bench.report.render_analysis import write_analysis
+from disent_bench.report.stat_plots import make_analysis_figures
+from disent_bench.report.runs import load_runs, per_run, section_title
 from disent_bench.report.tables import build_tables
 
 __all__ = ["make_report", "write_tables", "Report"]
@@ -71,7 +74,14 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     files = write_files(tables, report_dir)
     timing["tables"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    analysis = analyse(tables.per_run, frame)
+    files.update(write_analysis(analysis, tables.provenance, [t.section for t in tables.settings],
+                                {section_title(t.section): list(dict.fromkeys(family_names(t.rows)))
+                                 for t in tables.by_family}, report_dir))
+    timing["statistics"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     figures = make_plots(per_run(frame), report_dir / "figures")
+    figures += make_analysis_figures(analysis, tables.per_run, report_dir / "figures")
     timing["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     picture_list = make_pictures_safe(per_run(frame), results_dir, report_dir / "pictures", progress) if pictures else []
@@ -80,7 +90,7 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     if pictures:  # --no-pictures keeps the pictures an earlier report drew
         _remove_stale(report_dir / "pictures", [p for e in picture_list for k in ("overview", "traversals")
                                                 for p in e[k].values()])
-    files["index.html"] = write_index(report_dir, tables, figures, picture_list, dict(files))
+    files["index.html"] = write_index(report_dir, tables, figures, picture_list, dict(files), analysis)
     return Report(report_dir, files, figures, picture_list, frame["run_id"].nunique(), timing)
 
 

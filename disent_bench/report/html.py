@@ -11,7 +11,9 @@ import html
 from pathlib import Path
 
 from disent_bench._io import atomic_write_text
-from disent_bench.report.render import FAMILY_NOTE, cells
+from disent_bench.report.analysis import Analysis, section_rows
+from disent_bench.report.render import FAMILY_NOTE, SETTINGS_NOTE, cells
+from disent_bench.report.render_analysis import METHODS, noise_lines, rank_lines, variance_lines
 from disent_bench.report.runs import section_title
 from disent_bench.report.tables import Tables
 
@@ -42,6 +44,22 @@ def _table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> 
     return "\n".join(out)
 
 
+def _markdown_table(lines: list[str]) -> str:
+    """A Markdown table (as :mod:`~disent_bench.report.render_analysis` writes it) as HTML; other lines as
+    paragraphs."""
+    out, rows = [], []
+    for line in lines + [""]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split(" | ")])
+            continue
+        if rows:
+            out.append(_table(rows[0], rows[2:], [[False] * len(r) for r in rows[2:]]))
+            rows = []
+        if line.strip():
+            out.append(f"<p>{html.escape(line.strip('*- '))}</p>")
+    return "\n".join(out)
+
+
 def _figure(entry: dict, base: Path, caption: str) -> str:
     return (f"<figure><a href=\"{_rel(entry['pdf'], base)}\"><img src=\"{_rel(entry['png'], base)}\" "
             f"alt=\"{html.escape(caption)}\"></a><figcaption>{html.escape(caption)} "
@@ -49,23 +67,33 @@ def _figure(entry: dict, base: Path, caption: str) -> str:
 
 
 def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures: list[dict],
-                files: dict[str, Path]) -> Path:
+                files: dict[str, Path], analysis: Analysis | None = None) -> Path:
     """Write ``report_dir/index.html`` atomically and return its path."""
     captions = {"metrics_vs_strength": "Each headline metric against each family's own regularisation parameter "
                                        "(seeds as points, mean as a line; AE and VAE, which sweep nothing, as "
                                        "lines with a ± std band in every panel).",
                 "tradeoff": "Reconstruction error against each disentanglement score, one point per run, "
                             "coloured by family; larger markers for stronger regularisation within a family.",
-                "rank_correlation": "Spearman rank correlation between metrics over runs."}
+                "rank_correlation": "Spearman rank correlation between metrics over runs.",
+                "every_run": "Every run, per family (settings side by side, light to dark), over a box (and a "
+                             "violin from 4 runs) of the family's runs.",
+                "improvement": "Probability of improvement P(A > B) between families, over every run of each "
+                               "sweep, with its 95% bootstrap interval (0.5: no difference).",
+                "variance": "How much the model matters: shares of each metric's variation explained by the "
+                            "family, by the hyper-parameter within it, and by the seed.",
+                "improvement_average": "Probability of improvement averaged over datasets (each weighted equally).",
+                "critical_difference": "Average ranks over datasets (1 = best); families joined by a thick line "
+                                       "are not significantly different (Nemenyi critical difference)."}
     parts = ["<!doctype html><html><head><meta charset=\"utf-8\"><title>disent-bench report</title>",
              f"<style>{_STYLE}</style></head><body>", "<h1>disent-bench report</h1>",
              "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in tables.provenance)
              + "</ul>",
              "<p>Files: " + ", ".join(f"<a href=\"{_rel(p, report_dir)}\">{html.escape(name)}</a>"
                                       for name, p in files.items()) + "</p>",
-             "<p>Per section: first the families (median [quartiles] over every run of a family's sweep), then "
-             "every setting (mean ± std over seeds, n = seeds); ↑ higher is better, ↓ lower is better; "
-             "the best value of each column is in bold.</p>"]
+             "<p>Per section: first the families (the median over every run of a family's sweep), then every "
+             "setting (the mean over seeds, n = seeds), each with its 95% confidence interval; ↑ higher is "
+             "better, ↓ lower is better; bold: not significantly worse than the column's best. Then what "
+             "the statistics say: probability of improvement, how much the model matters, every run.</p>"]
     for settings, by_family in zip(tables.settings, tables.by_family):
         section = settings.section
         title = html.escape(section_title(section))
@@ -73,10 +101,26 @@ def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures:
             title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
         parts.append(f"<h2>{title}</h2>")
         parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*cells(by_family))]
-        parts += ["<h3>Settings</h3>", _table(*cells(settings))]
+        parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in by_family.notes]
+        parts += ["<h3>Settings</h3>", f"<p>{html.escape(SETTINGS_NOTE)}</p>", _table(*cells(settings))]
+        parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in settings.notes]
+        if analysis is not None and not analysis.variance.empty:
+            shares = section_rows(analysis.variance, section)
+            if not shares.empty:
+                parts += ["<h3>How much the model matters</h3>", _markdown_table(variance_lines(shares))]
         for entry in figures:
-            if entry["section"] == section:
+            if entry.get("section") == section:
                 parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))
+    if analysis is not None:
+        parts += ["<h2>Across datasets</h2>"]
+        for group in analysis.ranks:
+            name = ", ".join(f"{k} {v}" for k, v in group.group.items())
+            parts += [f"<h3>{html.escape(name)}</h3>", _markdown_table(rank_lines(group))]
+            for entry in figures:
+                if entry.get("group") == group.group:
+                    parts.append(_figure(entry, report_dir, captions.get(entry["kind"], entry["kind"])))
+        parts += ["<h2>Evaluation noise apart from training noise</h2>", _markdown_table(noise_lines(analysis))]
+        parts += ["<h2>Methods</h2>", f"<p>{html.escape(METHODS.replace('**', ''))}</p>"]
     if pictures:
         parts.append("<h2>What the models learned</h2>")
         parts.append("<p>Per model setting, one run (its lowest seed): reconstructions, an interpolation, "

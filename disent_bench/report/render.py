@@ -22,14 +22,19 @@ from disent_bench.report.runs import HEADLINE, lower_is_better, section_title
 from disent_bench.report.tables import SectionTable, Tables, digits
 from disent_bench.report.tex import tex_escape
 
-SETTINGS_NOTE = ("Cells are mean ± std over seeds (n = number of seeds); ↑ higher is better, ↓ lower is better; "
-                 "the best value of each column is in **bold**.")
-FAMILY_NOTE = ("Per family, every run of its sweep (all settings, all seeds): cells are the median "
-               "[first quartile, third quartile] over those runs; the best median of each column is in bold. "
-               "The last column is the family's setting with the best mean over seeds of the named metric: it "
-               "is chosen with the ground-truth factors, which a user of an unsupervised method does not have "
-               "(Locatello et al. 2019 find no reliable way to choose without them), so it flatters the family; "
-               "the median and spread are the fair comparison.")
+INTERVALS = ("95% bootstrap confidence interval in brackets (bootstrap-t of the mean, 10,000 resamples; "
+             "percentile interval of the median, 2,000 resamples; seeds fixed by the cell, so the same results "
+             "give the same report); \"n < 3\": too few runs for an interval, none is printed")
+BOLD_RULE = ("bold: not significantly worse than the column's best row (one-sided exact Mann-Whitney U test "
+             "of \"worse than the best\", p < 0.05 excludes; each row against the best, uncorrected)")
+SETTINGS_NOTE = (f"Cells are the mean over seeds (n = number of seeds) with its {INTERVALS}; "
+                 f"↑ higher is better, ↓ lower is better; {BOLD_RULE}. std and quartiles are in summary.csv.")
+FAMILY_NOTE = (f"Per family, every run of its sweep (all settings, all seeds): cells are the median over those runs "
+               f"with its {INTERVALS}; {BOLD_RULE}, comparing all runs of each family. Quartiles are in "
+               "families.csv. The last column is the family's setting with the best mean over seeds of the named "
+               "metric: it is chosen with the ground-truth factors, which a user of an unsupervised method does not "
+               "have (Locatello et al. 2019 find no reliable way to choose without them), so it flatters the family; "
+               "the median and its interval are the fair comparison.")
 
 Cells = tuple[list[str], list[list[str]], list[list[bool]]]
 
@@ -44,12 +49,17 @@ def _metric_header(column: str) -> str:
     return HEADLINE.get(column, column) + (" ↓" if lower_is_better(column) else " ↑")
 
 
-def _cell(mean: float, std: float, places: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(centre: float, low: float, high: float, places: int) -> str:
+    """``0.412 [0.371, 0.455]``: a centre and its interval; ``0.412 (n < 3)`` where there is none."""
+    if _missing(centre):
         return "–"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{places}f}"
-    return f"{mean:.{places}f} ± {std:.{places}f}"
+    if _missing(low) or _missing(high):
+        return f"{centre:.{places}f} (n < 3)"
+    return f"{centre:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
 
 
 def _setting_label(row: pd.Series, extra: list[str], *, latex: bool = False) -> str:
@@ -67,7 +77,7 @@ def _settings_cells(table: SectionTable, *, latex: bool = False) -> Cells:
         texts = [_setting_label(row, table.extra, latex=latex), str(int(row["n_seeds"]))]
         flags = [False, False]
         for c in table.metrics:
-            texts.append(_cell(row[f"{c}:mean"], row[f"{c}:std"], digits(c)))
+            texts.append(_cell(row[f"{c}:mean"], row.get(f"{c}:low"), row.get(f"{c}:high"), digits(c)))
             flags.append(bool(table.best.at[index, c]))
         rows.append(texts)
         bold.append(flags)
@@ -90,13 +100,10 @@ def _family_cells(table: SectionTable, *, latex: bool = False) -> Cells:
         texts = [name, str(int(row["n_settings"])), str(int(row["n_runs"]))]
         flags = [False] * 3
         for c in table.metrics:
-            places = digits(c)
-            median = row[f"{c}:median"]
-            texts.append("–" if math.isnan(median) else
-                         f"{median:.{places}f} [{row[f'{c}:q25']:.{places}f}, {row[f'{c}:q75']:.{places}f}]")
+            texts.append(_cell(row[f"{c}:median"], row.get(f"{c}:low"), row.get(f"{c}:high"), digits(c)))
             flags.append(bool(table.best.at[index, c]))
         if chosen is not None:
-            value = _cell(row["best:mean"], row["best:std"], digits(chosen))
+            value = _cell(row["best:mean"], row.get("best:low"), row.get("best:high"), digits(chosen))
             if row["best_label"] is None or (isinstance(row["best_label"], float) and math.isnan(row["best_label"])):
                 texts.append("–")
             elif latex:
@@ -140,6 +147,8 @@ def _markdown(title: str, provenance: list[str], note: str, tables: list[Section
     lines = [title, ""] + [f"- {line}" for line in provenance] + ["", note]
     for table in tables:
         lines += ["", f"## {section_title(table.section)}", ""] + markdown_table(*cells(table))
+        if table.notes:
+            lines += [""] + [f"*{note}*" for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -159,10 +168,25 @@ def summary_latex(tables: Tables) -> str:
     out += [f"% {line}" for line in tables.provenance]
     for table in tables.settings:
         n_text = ", ".join(map(str, sorted({int(n) for n in table.rows["n_seeds"]})))
-        caption = (f"{tex_escape(section_title(table.section))}. Mean $\\pm$ std over {n_text} seeds; "
-                   "best per column in bold ($\\uparrow$ higher is better, $\\downarrow$ lower is better).")
+        caption = (f"{tex_escape(section_title(table.section))}. Mean over {n_text} seeds [95\\% bootstrap-t "
+                   "confidence interval, 10,000 resamples; n $<$ 3: none]; bold: not significantly worse than the "
+                   "column's best (one-sided exact Mann-Whitney U test, $p < 0.05$ excludes); $\\uparrow$ higher "
+                   "is better, $\\downarrow$ lower is better." + _tex_notes(table))
         out += [""] + latex_table(caption, *cells(table, latex=True))
     return "\n".join(out) + "\n"
+
+
+def _tex_notes(table: SectionTable) -> str:
+    """The table's notes for a caption, without the row names (their LaTeX is in the table itself)."""
+    out = []
+    for note in table.notes:
+        if note.startswith("not bolded"):
+            out.append(" No bold in a column where a row has fewer than 3 runs (summary.md names them).")
+        elif "cannot go below" in note:
+            out.append(" With these numbers of runs the test cannot reach $p < 0.05$, so every row is bold.")
+        else:
+            out.append(" " + tex_escape(note))
+    return "".join(dict.fromkeys(out))
 
 
 def families_latex(tables: Tables) -> str:
@@ -171,10 +195,11 @@ def families_latex(tables: Tables) -> str:
     out += [f"% {line}" for line in tables.provenance]
     for table in tables.by_family:
         header, rows, bold = cells(table, latex=True)
-        caption = (f"{tex_escape(section_title(table.section))}. Per family, median [first quartile, third "
-                   "quartile] over all runs of its sweep (every setting and seed); best median per column in "
-                   "bold. The best setting is chosen with the ground-truth factors, which an unsupervised user "
-                   "does not have, so it flatters the family.")
+        caption = (f"{tex_escape(section_title(table.section))}. Per family, median over all runs of its sweep "
+                   "(every setting and seed) [95\\% percentile bootstrap interval, 2,000 resamples]; bold: not "
+                   "significantly worse than the column's best (one-sided exact Mann-Whitney U test, $p < 0.05$ "
+                   "excludes). The best setting is chosen with the ground-truth factors, which an unsupervised "
+                   "user does not have, so it flatters the family." + _tex_notes(table))
         out += [""] + latex_table(caption, header, rows, bold, raw=(0, len(header) - 1))
     return "\n".join(out) + "\n"
 

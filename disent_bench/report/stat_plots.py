@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from disent_bench.report.analysis import ALL_DATASETS, Analysis, family_names, section_rows  # noqa: E402
 from disent_bench.report.plots import family_styles, save_figure, slug  # noqa: E402
-from disent_bench.report.runs import HEADLINE, lower_is_better, section_title  # noqa: E402
+from disent_bench.report.runs import HEADLINE, headline_columns, lower_is_better, section_title, sections  # noqa: E402
 
 #: Colours of the three variance components (Okabe & Ito's colour-blind-safe palette; the residual grey).
 SHARE_COLORS = {"family": "#0072B2", "setting": "#E69F00", "seed": "#BBBBBB"}
@@ -507,3 +508,55 @@ def variance_shares(shares: pd.DataFrame, title: str, out_dir: Path, stem: str) 
                  "split into family, hyper-parameter and seed", fontsize=10, pad=22)
     fig.tight_layout()
     return save_figure(fig, out_dir, stem)
+
+
+def make_analysis_figures(analysis: Analysis, per_run: pd.DataFrame, out_dir: Path) -> list[dict]:
+    """Every figure of the statistics layer for a report: per section every run, the families'
+    probability of improvement and the variance shares; per group of datasets the average improvement
+    and the critical-difference diagrams. Returns ``[{"section" | "group", "kind", "png", "pdf"}]``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: list[dict] = []
+    metrics = headline_columns(per_run)
+    pairs = analysis.improvement
+    for section, part in sections(per_run):
+        key = slug(*section.values())
+        title = section_title(section)
+        made = every_run(part, section, metrics, out_dir)
+        if made:
+            figures.append({"section": section, "kind": "every_run", **made})
+        families = section_rows(pairs, section) if not pairs.empty else pairs
+        if not families.empty:
+            families = families[families["level"] == "family"]
+            made = improvement_heatmaps(families, f"{title}: probability of improvement P(A > B) between families",
+                                        list(dict.fromkeys(family_names(part))), out_dir, f"improvement-{key}")
+            if made:
+                figures.append({"section": section, "kind": "improvement", **made})
+        if not analysis.variance.empty:
+            shares = section_rows(analysis.variance, section)
+            made = variance_shares(shares, f"{title}: how much the model matters (shares of variance)", out_dir,
+                                   f"variance-{key}")
+            if made:
+                figures.append({"section": section, "kind": "variance", **made})
+    for group in analysis.ranks:
+        if len(group.datasets) < 2:
+            continue
+        name = ", ".join(str(v) for v in group.group.values())
+        key = slug(*group.group.values())
+        if not pairs.empty:
+            average = pairs[pairs["dataset"].astype(str).str.startswith(ALL_DATASETS)]
+            for column, value in group.group.items():
+                average = average[average[column] == value]
+            made = improvement_heatmaps(average, f"{name}: probability of improvement averaged over "
+                                                 f"{len(group.datasets)} datasets",
+                                        list(dict.fromkeys([*average["a"], *average["b"]])), out_dir,
+                                        f"improvement-all-{key}")
+            if made:
+                figures.append({"group": group.group, "kind": "improvement_average", **made})
+        per_metric = {m: ({f: float(r) for f, r in result.average_ranks.items()}, result.critical_difference)
+                      for m, result in group.results.items() if result.average_ranks is not None}
+        methods = "; ".join(dict.fromkeys(r.method for r in group.results.values() if r.method))
+        made = critical_differences(per_metric, f"{name}: average ranks over {', '.join(group.datasets)}",
+                                    out_dir, f"critical_difference-{key}", subtitle=methods) if per_metric else None
+        if made:
+            figures.append({"group": group.group, "kind": "critical_difference", **made})
+    return figures

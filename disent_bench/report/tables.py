@@ -25,13 +25,15 @@ its columns to the rows and replaces the ``best`` masks, and the emphasis in eve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from disent_bench.errors import UserError
+from disent_bench.report import statistics
 from disent_bench.report.runs import (
     SECTION_COLUMNS,
     group_columns,
@@ -51,6 +53,9 @@ FAMILY_STATS = ("median", "q25", "q75", "min", "max")
 #: The centre each kind of table shows and compares: the mean over seeds of a setting, the median over
 #: every run of a family.
 CENTRE = {"settings": "mean", "families": "median"}
+#: The confidence of every interval, and the level of the test behind the bold cells.
+CONFIDENCE = 0.95
+ALPHA = 0.05
 
 
 def digits(column: str) -> int:
@@ -59,9 +64,15 @@ def digits(column: str) -> int:
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n over seeds for every metric, per dataset x source x preset x representation x setting."""
+    """Mean, std and n over seeds for every metric, per dataset x source x preset x representation x setting,
+    and for every score the 95% bootstrap interval of the mean (``<metric>:low``, ``:high``; NaN for n < 3)."""
+    return _summarise(frame)[0]
+
+
+def _summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.Index]]:
+    """:func:`summarise` and, per row, the index labels of the runs it summarises."""
     if frame.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(), []
     keys = group_columns(frame)
     metrics = metric_columns(frame) + [c for c in ("train_seconds", "eval_seconds") if c in frame.columns]
     grouped = frame.groupby(keys, dropna=False, sort=False)
@@ -71,12 +82,39 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         part.columns = [f"{c}:{'n' if stat == 'count' else stat}" for c in part.columns]
         parts.append(part)
     summary = pd.concat(parts, axis=1)
+    scores = score_columns(frame)
+    bounds = {f"{c}:{end}": [] for c in scores for end in ("low", "high")}
+    members = []
+    for key, part in grouped:  # the order of the aggregates above (sort=False: first appearance)
+        members.append(part.index)
+        for c in scores:
+            low, high = _interval(part[c], "mean", key, c)
+            bounds[f"{c}:low"].append(low)
+            bounds[f"{c}:high"].append(high)
+    for name, values in bounds.items():
+        summary[name] = values
     ordered = []
     for c in metrics:
-        ordered += [f"{c}:mean", f"{c}:std", f"{c}:n"]
+        ordered += [f"{c}:mean", f"{c}:std", f"{c}:n"] + ([f"{c}:low", f"{c}:high"] if c in scores else [])
     summary = summary[ordered].reset_index()
     summary.insert(len(keys), "n_seeds", grouped.size().values)
-    return summary
+    return summary, members
+
+
+def score_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric columns that are scores (not timings or counts): those that get intervals and tests."""
+    return [c for c in metric_columns(frame) if not c.endswith("seconds") and c != "images_encoded"]
+
+
+def _seed(*parts: Any) -> int:
+    """A resampling seed fixed by what a cell is (its group and metric): the same report, the same numbers."""
+    return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+def _interval(values: pd.Series, statistic: str, key: Any, column: str) -> tuple[float, float]:
+    bounds = statistics.interval(values.to_numpy(dtype=float), statistic, confidence=CONFIDENCE,
+                                 seed=_seed(statistic, key, column))
+    return (np.nan, np.nan) if bounds is None else bounds
 
 
 def selection_metric(frame: pd.DataFrame, select_by: str | None = None) -> str | None:
@@ -92,33 +130,43 @@ def selection_metric(frame: pd.DataFrame, select_by: str | None = None) -> str |
 
 def family_summary(frame: pd.DataFrame, select_by: str | None = None) -> pd.DataFrame:
     """Per section and family: median, quartiles, min and max of every metric over all its runs
-    (every setting of its sweep, every seed), and its best setting by ``selection_metric``.
+    (every setting of its sweep, every seed), the 95% bootstrap interval of each score's median
+    (``<metric>:low``, ``:high``), and its best setting by ``selection_metric``.
 
     The best setting is the one with the best mean over seeds (ties: the first in table order). It is
     chosen with the ground-truth factors, which an unsupervised user does not have (Locatello et al.
     2019), so it flatters a family: the median and spread are the fair comparison.
     Quartiles use linear interpolation between runs (numpy's default).
     """
+    return _family_summary(frame, select_by)[0]
+
+
+def _family_summary(frame: pd.DataFrame, select_by: str | None = None) -> tuple[pd.DataFrame, list[pd.Index]]:
+    """:func:`family_summary` and, per row, the index labels of the runs it summarises."""
     if frame.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(), []
     chosen = selection_metric(frame, select_by)
     # A family run with a fixed parameter other than the reference's (a variant) is a sweep of its own.
     keys = SECTION_COLUMNS + ["family", "variant"] + setting_columns(frame)
     metrics = metric_columns(frame) + [c for c in ("train_seconds", "eval_seconds") if c in frame.columns]
-    records = []
+    scores = set(score_columns(frame))
+    records, members = [], []
     for key, part in frame.groupby(keys, dropna=False, sort=False):
+        members.append(part.index)
         record = dict(zip(keys, key))
         record.update(models=", ".join(dict.fromkeys(part["model"])), n_settings=part["label"].nunique(),
                       n_runs=len(part), n_seeds=part["seed"].nunique(), selected_by=chosen)
-        best = {"best_label": None, "best_label_tex": None, "best:mean": np.nan, "best:std": np.nan, "best:n": 0}
+        best = {"best_label": None, "best_label_tex": None, "best:mean": np.nan, "best:std": np.nan, "best:n": 0,
+                "best:low": np.nan, "best:high": np.nan}
         if chosen is not None and part[chosen].notna().any():
             per_setting = part.groupby("label", sort=False)[chosen].agg(["mean", "std", "count"]).dropna(
                 subset=["mean"])
             label = (per_setting["mean"].idxmin() if lower_is_better(chosen) else per_setting["mean"].idxmax())
+            low, high = _interval(part.loc[part["label"] == label, chosen], "mean", (key, label), chosen)
             best = {"best_label": label,
                     "best_label_tex": part.loc[part["label"] == label, "label_tex"].iloc[0],
                     "best:mean": per_setting.loc[label, "mean"], "best:std": per_setting.loc[label, "std"],
-                    "best:n": int(per_setting.loc[label, "count"])}
+                    "best:n": int(per_setting.loc[label, "count"]), "best:low": low, "best:high": high}
         record.update(best)
         for c in metrics:
             values = part[c].dropna().to_numpy(dtype=float)
@@ -126,13 +174,15 @@ def family_summary(frame: pd.DataFrame, select_by: str | None = None) -> pd.Data
                 if len(values) else (np.nan,) * 5
             record.update({f"{c}:{name}": float(v) for name, v in zip(FAMILY_STATS, stats)})
             record[f"{c}:n"] = len(values)
+            if c in scores:
+                record[f"{c}:low"], record[f"{c}:high"] = _interval(part[c], "median", key, c)
         records.append(record)
-    return pd.DataFrame(records)
+    return pd.DataFrame(records), members
 
 
 @dataclass(frozen=True)
 class SectionTable:
-    """One section's table as data: which rows, which metrics, which cells are best. No text."""
+    """One section's table as data: which rows, which metrics, which cells are bold and why. No text."""
 
     kind: str                  # "settings" (rows of summarise) or "families" (rows of family_summary)
     section: dict[str, Any]    # the section's keys, SECTION_COLUMNS
@@ -140,6 +190,7 @@ class SectionTable:
     metrics: list[str]         # the headline metrics it shows (those with a value here), in HEADLINE order
     extra: list[str]           # training settings that vary over the runs, named beside each setting
     best: pd.DataFrame         # bool, index rows.index, columns metrics: the cells to emphasise
+    notes: tuple[str, ...] = ()  # what the reader must know about the bold cells (e.g. why there are none)
 
 
 @dataclass(frozen=True)
@@ -152,6 +203,42 @@ class Tables:
     provenance: list[str]           # the header of every table file and of the page
     settings: list[SectionTable]    # per section, the table of its settings (rows of summary)
     by_family: list[SectionTable]   # per section (the same, in the same order), the table of its families
+    per_run: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run (repeats averaged)
+
+
+def significance_mask(runs: pd.DataFrame, rows: pd.DataFrame, members: list[pd.Index], metrics: list[str],
+                      centre: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Per metric, True for every row not significantly worse than the row with the best ``centre``
+    (:func:`~disent_bench.report.statistics.not_worse_than_best`: one-sided exact Mann-Whitney U test at
+    level :data:`ALPHA`), and the notes a caption needs: why a column has no bold cell (a row with fewer
+    than 3 runs) or why every row is bold (too few runs for any difference to reach the level)."""
+    mask, notes = {}, []
+    names = _row_names(rows)
+    for c in metrics:
+        groups = {}
+        for index in rows.index:
+            values = runs.loc[members[index], c].dropna().to_numpy(dtype=float)
+            if len(values):
+                groups[names[index]] = values
+        flags = [False] * len(rows)
+        if groups:
+            bold = statistics.not_worse_than_best(groups, not lower_is_better(c), alpha=ALPHA, centre=centre)
+            if bold.labels is not None:
+                flags = [names[index] in bold.labels for index in rows.index]
+            if bold.note:
+                notes.append(bold.note)
+        mask[c] = flags
+    return pd.DataFrame(mask, index=rows.index, columns=metrics, dtype=bool), tuple(dict.fromkeys(notes))
+
+
+def _row_names(rows: pd.DataFrame) -> dict[Any, str]:
+    """A readable, unique name per row (what a caption's note calls it)."""
+    names: dict[Any, str] = {}
+    for index, row in rows.iterrows():
+        name = str(row["label"]) if "label" in rows.columns else str(row["family"]) + (
+            f" ({row['variant']})" if row.get("variant") else "")
+        names[index] = name if name not in names.values() else f"{name} (row {len(names) + 1})"
+    return names
 
 
 def best_mask(rows: pd.DataFrame, metrics: list[str], centre: str) -> pd.DataFrame:
@@ -173,9 +260,14 @@ def _best(values: pd.Series, column: str) -> float | None:
     return finite.min() if lower_is_better(column) else finite.max()
 
 
-def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str) -> list[SectionTable]:
+def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str,
+                   members: list[pd.Index] | None = None) -> list[SectionTable]:
     """Per section of ``frame``, in order, its :class:`SectionTable` of ``table``: for ``kind``
-    "settings" a table from :func:`summarise`, for "families" one from :func:`family_summary`."""
+    "settings" a table from :func:`summarise`, for "families" one from :func:`family_summary`.
+
+    With ``members`` (each row's runs, as :func:`_summarise` and :func:`_family_summary` give them) the
+    bold cells are those not significantly worse than the best (:func:`significance_mask`); without,
+    the best centre at the reported precision (:func:`best_mask`)."""
     extra = setting_columns(frame)
     headline = headline_columns(frame)
     centre = CENTRE[kind]
@@ -183,7 +275,11 @@ def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str) -> list[
     for section, _ in sections(frame):
         rows = _section_rows(table, section)
         metrics = [c for c in headline if rows[f"{c}:{centre}"].notna().any()]
-        out.append(SectionTable(kind, section, rows, metrics, extra, best_mask(rows, metrics, centre)))
+        if members is None:
+            out.append(SectionTable(kind, section, rows, metrics, extra, best_mask(rows, metrics, centre)))
+        else:
+            mask, notes = significance_mask(frame, rows, members, metrics, centre)
+            out.append(SectionTable(kind, section, rows, metrics, extra, mask, notes))
     return out
 
 
@@ -201,8 +297,8 @@ def build_tables(frame: pd.DataFrame, select_by: str | None = None) -> Tables:
     first of :data:`SELECT_BY` present); one that no run has raises :class:`UserError`.
     """
     runs = per_run(frame)  # a run scored with several evaluation seeds counts once, with their mean
-    summary = summarise(runs)
-    families = family_summary(runs, select_by)
+    summary, setting_members = _summarise(runs)
+    families, family_members = _family_summary(runs, select_by)
     return Tables(runs=frame, summary=summary, families=families, provenance=provenance_lines(frame),
-                  settings=section_tables(runs, summary, "settings"),
-                  by_family=section_tables(runs, families, "families"))
+                  settings=section_tables(runs, summary, "settings", setting_members),
+                  by_family=section_tables(runs, families, "families", family_members), per_run=runs)
