@@ -527,13 +527,13 @@ def make_analysis_figures(analysis: Analysis, per_run: pd.DataFrame, out_dir: Pa
         families = section_rows(pairs, section) if not pairs.empty else pairs
         if not families.empty:
             families = families[families["level"] == "family"]
-            made = improvement_heatmaps(families, f"{title}: probability of improvement P(A > B) between families",
+            made = improvement_heatmaps(families, f"{title}, between families (all runs of each sweep)",
                                         list(dict.fromkeys(family_names(part))), out_dir, f"improvement-{key}")
             if made:
                 figures.append({"section": section, "kind": "improvement", **made})
         if not analysis.variance.empty:
             shares = section_rows(analysis.variance, section)
-            made = variance_shares(shares, f"{title}: how much the model matters (shares of variance)", out_dir,
+            made = variance_shares(shares, title, out_dir,
                                    f"variance-{key}")
             if made:
                 figures.append({"section": section, "kind": "variance", **made})
@@ -546,8 +546,8 @@ def make_analysis_figures(analysis: Analysis, per_run: pd.DataFrame, out_dir: Pa
             average = pairs[pairs["dataset"].astype(str).str.startswith(ALL_DATASETS)]
             for column, value in group.group.items():
                 average = average[average[column] == value]
-            made = improvement_heatmaps(average, f"{name}: probability of improvement averaged over "
-                                                 f"{len(group.datasets)} datasets",
+            made = improvement_heatmaps(average, f"{name}: averaged over {len(group.datasets)} datasets "
+                                                 f"({', '.join(group.datasets)}), each weighted equally",
                                         list(dict.fromkeys([*average["a"], *average["b"]])), out_dir,
                                         f"improvement-all-{key}")
             if made:
