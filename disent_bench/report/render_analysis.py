@@ -21,7 +21,8 @@ METHODS = (
     "**Probability of improvement** P(A > B): the probability that a run of A scores better than a run of B "
     "(the Mann-Whitney U statistic over n_A n_B, ties counting half; \"better\" is lower for reconstruction), "
     "over every run of a family's sweep or of a setting's seeds, with a 95% percentile bootstrap interval "
-    "(A and B resampled apart, 2,000 resamples; none with fewer than 3 runs a side). 0.5: no difference. "
+    "(A and B resampled apart, 2,000 resamples; none with fewer than 3 runs a side; \"every pair\": every run "
+    "of A beats (1.00) or loses to (0.00) every run of B, where the interval would collapse). 0.5: no difference. "
     "Over several datasets: the mean of the per-dataset values, each dataset weighted equally "
     "(Agarwal et al. 2021). "
     "**How much the model matters**: the metric's sum of squares over runs split into family, hyper-parameter "
@@ -40,6 +41,9 @@ def _number(value: float, places: int = 2) -> str:
 def _improvement_cell(p: float, low: float, high: float) -> str:
     if math.isnan(low) or math.isnan(high):
         return f"{p:.2f} (n < 3)"
+    if p in (0.0, 1.0) and low == high == p:
+        # Every resample agrees because every pair does: say that, not a certain-looking [1.00, 1.00].
+        return f"{p:.2f} (every pair)"
     return f"{p:.2f} [{low:.2f}, {high:.2f}]"
 
 
