@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import fractions
 import json
 
@@ -11,7 +10,6 @@ import pytest
 import torch
 
 from disent_bench import models
-from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
 from disent_bench.train import TrainConfig, checkpoint_step, load_model, resolve_device, train
 from training_helpers import assert_same_weights, one_thread, read_log, small_config, squares, weights  # noqa: F401

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from disent_bench.data.base import GroundTruthData
-from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
+from disent_bench.data.spec import DatasetSpec, LoadContext
 from disent_bench.data.store import cached_store, open_cached
 from disent_bench.errors import UserError
 from disent_bench.progress import ProgressReporter

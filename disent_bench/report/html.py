@@ -37,9 +37,9 @@ def _rel(path: Path, base: Path) -> str:
 
 def _table(header: list[str], rows: list[list[str]], bold: list[list[bool]]) -> str:
     out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"]
-    for cells, flags in zip(rows, bold):
+    for texts, flags in zip(rows, bold):
         out.append("<tr>" + "".join(f"<td class=\"best\">{html.escape(c)}</td>" if f else f"<td>{html.escape(c)}</td>"
-                                    for c, f in zip(cells, flags)) + "</tr>")
+                                    for c, f in zip(texts, flags)) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
