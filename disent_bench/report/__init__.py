@@ -29,14 +29,14 @@ from pathlib import Path
 import pandas as pd
 
 from disent_bench.errors import UserError
-from disent_bench.report.analysis import analyse, family_names
+from disent_bench.report.analysis import analyse
 from disent_bench.report.html import write_index
 from disent_bench.report.pictures import make_pictures
 from disent_bench.report.plots import make_plots
 from disent_bench.report.render import write_files
 from disent_bench.report.render_analysis import write_analysis
 from disent_bench.report.stat_plots import make_analysis_figures
-from disent_bench.report.runs import load_runs, per_run, section_title
+from disent_bench.report.runs import family_names, load_runs, section_title
 from disent_bench.report.tables import build_tables
 
 __all__ = ["make_report", "write_tables", "Report"]
@@ -80,11 +80,11 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
                                  for t in tables.by_family}, report_dir))
     timing["statistics"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    figures = make_plots(per_run(frame), report_dir / "figures")
+    figures = make_plots(tables.per_run, report_dir / "figures")
     figures += make_analysis_figures(analysis, tables.per_run, report_dir / "figures")
     timing["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    picture_list = make_pictures_safe(per_run(frame), results_dir, report_dir / "pictures", progress) if pictures else []
+    picture_list = make_pictures_safe(tables.per_run, results_dir, report_dir / "pictures", progress) if pictures else []
     timing["pictures"] = time.perf_counter() - t0
     _remove_stale(report_dir / "figures", [p for f in figures for p in (f["png"], f["pdf"])])
     if pictures:  # --no-pictures keeps the pictures an earlier report drew

@@ -22,7 +22,6 @@ Nothing here formats text; :mod:`disent_bench.report.render` writes these frames
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from disent_bench.report import statistics
-from disent_bench.report.runs import SECTION_COLUMNS, headline_columns, lower_is_better, sections
+from disent_bench.report.runs import SECTION_COLUMNS, family_names, headline_columns, lower_is_better, sections
 
 __all__ = ["Analysis", "RankGroup", "analyse", "improvement", "ranks", "variance", "evaluation_noise",
-           "family_names", "section_rows", "MAX_SETTINGS_PAIRED", "ALL_DATASETS"]
+           "MAX_SETTINGS_PAIRED", "ALL_DATASETS"]
 
 #: Settings pairs are listed for sections with at most this many settings (n^2 pairs per metric).
 MAX_SETTINGS_PAIRED = 30
@@ -41,16 +40,6 @@ MAX_SETTINGS_PAIRED = 30
 ALL_DATASETS = "all datasets"
 #: Sections that may be compared across datasets share these.
 GROUP_COLUMNS = [c for c in SECTION_COLUMNS if c != "dataset"]
-
-
-def _seed(*parts: Any) -> int:
-    return zlib.crc32("|".join(map(str, parts)).encode())
-
-
-def family_names(part: pd.DataFrame) -> pd.Series:
-    """Each run's family, with its variant where it has one: the units compared."""
-    variant = part["variant"].fillna("") if "variant" in part.columns else pd.Series("", index=part.index)
-    return part["family"] + variant.map(lambda v: f" ({v})" if v else "")
 
 
 def improvement(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -81,7 +70,7 @@ def improvement(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                             continue
                         result = statistics.probability_of_improvement(
                             values[a], values[b], higher_is_better=not lower_is_better(metric),
-                            seed=_seed(section, level, metric, a, b))
+                            seed=statistics.cell_seed(section, level, metric, a, b))
                         rows.append({**section, "level": level, "metric": metric, "a": a, "b": b,
                                      "p": result.p, "low": _nan(result.low), "high": _nan(result.high),
                                      "n_a": len(values[a]), "n_b": len(values[b])})
@@ -89,14 +78,6 @@ def improvement(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                                             "n_a", "n_b"])
     average = _average_over_datasets(frame, metrics)
     return pd.concat([frame_out, average], ignore_index=True) if not average.empty else frame_out, notes
-
-
-def section_rows(frame: pd.DataFrame, section: dict) -> pd.DataFrame:
-    """The rows of ``frame`` (any frame with the section columns) that belong to ``section``."""
-    mask = pd.Series(True, index=frame.index)
-    for key in SECTION_COLUMNS:
-        mask &= (frame[key] == section[key]) | (frame[key].isna() & pd.isna(section[key]))
-    return frame[mask]
 
 
 def _nan(value: float | None) -> float:
@@ -130,7 +111,7 @@ def _average_over_datasets(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFr
                     if len(pairs) < 2:
                         continue  # not on two datasets: no average
                     result = statistics.average_probability_of_improvement(
-                        pairs, higher_is_better=not lower_is_better(metric), seed=_seed(group, metric, a, b))
+                        pairs, higher_is_better=not lower_is_better(metric), seed=statistics.cell_seed(group, metric, a, b))
                     rows.append({**group, "dataset": f"{ALL_DATASETS} ({len(pairs)})", "level": "family",
                                  "metric": metric, "a": a, "b": b, "p": result.p, "low": _nan(result.low),
                                  "high": _nan(result.high), "n_a": np.nan, "n_b": np.nan})

@@ -11,10 +11,10 @@ import html
 from pathlib import Path
 
 from disent_bench._io import atomic_write_text
-from disent_bench.report.analysis import Analysis, section_rows
+from disent_bench.report.analysis import Analysis
 from disent_bench.report.render import FAMILY_NOTE, SETTINGS_NOTE, cells
 from disent_bench.report.render_analysis import METHODS, noise_lines, rank_lines, variance_lines
-from disent_bench.report.runs import section_title
+from disent_bench.report.runs import section_rows, section_title
 from disent_bench.report.tables import Tables
 
 _STYLE = """

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from disent_bench._io import atomic_path, atomic_write_text
-from disent_bench.report.analysis import ALL_DATASETS, Analysis, RankGroup, section_rows
-from disent_bench.report.runs import HEADLINE, SECTION_COLUMNS, section_title
+from disent_bench.report.analysis import ALL_DATASETS, Analysis, RankGroup
+from disent_bench.report.runs import HEADLINE, SECTION_COLUMNS, section_rows, section_title
 from disent_bench.report.tables import digits
 
 METHODS = (

@@ -210,6 +210,21 @@ def sections(frame: pd.DataFrame) -> Iterable[tuple[dict[str, Any], pd.DataFrame
         yield dict(zip(SECTION_COLUMNS, key)), part
 
 
+def section_rows(frame: pd.DataFrame, section: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``frame`` (the runs frame or any frame with the section columns) in ``section``."""
+    mask = pd.Series(True, index=frame.index)
+    for key in SECTION_COLUMNS:
+        mask &= (frame[key] == section[key]) | (frame[key].isna() & pd.isna(section[key]))
+    return frame[mask]
+
+
+def family_names(frame: pd.DataFrame) -> pd.Series:
+    """Each row's family, with its variant where it has one ("DIP-VAE-I (lambda_d_factor = 5)"): the
+    units the statistics compare."""
+    variant = frame["variant"].fillna("") if "variant" in frame.columns else pd.Series("", index=frame.index)
+    return frame["family"] + variant.map(lambda v: f" ({v})" if v else "")
+
+
 def section_title(section: dict[str, Any]) -> str:
     source = section["source"]
     tag = "SYNTHETIC data" if source == "synthetic" else f"{source} data"

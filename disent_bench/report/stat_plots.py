@@ -36,9 +36,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from disent_bench.report.analysis import ALL_DATASETS, Analysis, family_names, section_rows  # noqa: E402
+from disent_bench.report.analysis import ALL_DATASETS, Analysis  # noqa: E402
 from disent_bench.report.plots import family_styles, save_figure, slug  # noqa: E402
-from disent_bench.report.runs import HEADLINE, headline_columns, lower_is_better, section_title, sections  # noqa: E402
+from disent_bench.report.runs import (  # noqa: E402
+    HEADLINE,
+    family_names,
+    headline_columns,
+    lower_is_better,
+    section_rows,
+    section_title,
+    sections,
+)
 
 #: Colours of the three variance components (Okabe & Ito's colour-blind-safe palette; the residual grey).
 SHARE_COLORS = {"family": "#0072B2", "setting": "#E69F00", "seed": "#BBBBBB"}

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -51,6 +52,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
+    "cell_seed",
     "MIN_VALUES",
     "MEAN_RESAMPLES",
     "MEDIAN_RESAMPLES",
@@ -102,6 +104,12 @@ def _values(values) -> np.ndarray:
     if np.isinf(x).any():
         raise ValueError("infinite value: a statistic of it is not defined")
     return x
+
+
+def cell_seed(*parts: object) -> int:
+    """A resampling seed fixed by what a number is (its section, group, metric...), so the same results
+    give the same report: the CRC-32 of the parts' texts joined by "|"."""
+    return zlib.crc32("|".join(map(str, parts)).encode())
 
 
 def _rng(seed: Seed) -> np.random.Generator:

@@ -4,29 +4,28 @@ Building, not rendering: nothing here formats text. From the runs frame (:mod:`d
 
 * :func:`summarise`: per setting (a section, see :data:`~disent_bench.report.runs.SECTION_COLUMNS`,
   x model setting x varying training settings), mean, std and n over seeds of every metric
-  (``<metric>:mean``, ``:std``, ``:n``); written as is to ``summary.csv``;
+  (``<metric>:mean``, ``:std``, ``:n``) and each score's 95% interval of the mean (``:low``, ``:high``);
+  written as is to ``summary.csv``;
 * :func:`family_summary`: per section and family, median, quartiles, min, max and n of every metric
   over all runs of the family's sweep (``<metric>:median``, ``:q25``, ``:q75``, ``:min``, ``:max``,
-  ``:n``), and its best setting by one metric (``best_label``, ``best:mean``, ``best:std``,
-  ``best:n``); written as is to ``families.csv``;
+  ``:n``), each score's 95% interval of the median (``:low``, ``:high``), and its best setting by one
+  metric (``best_label``, ``best:mean``, ``best:std``, ``best:n``, ``best:low``, ``best:high``); written
+  as is to ``families.csv``;
 * :func:`section_tables`: per section, a :class:`SectionTable`: its rows of one of those summaries, the
-  headline metrics it shows, and its ``best`` mask, the cells to emphasise (the best centre of each
-  column, lower or higher as :func:`~disent_bench.report.runs.lower_is_better` says);
+  headline metrics it shows, and its ``best`` mask, the cells to emphasise: every row not significantly
+  worse than the column's best (:func:`significance_mask`), with the notes that say why when none can be;
 * :func:`build_tables`: all of the above plus the provenance lines, as one :class:`Tables`.
 
 The seam between building and rendering is :class:`Tables`. The renderers (Markdown and LaTeX in
 :mod:`disent_bench.report.render`, HTML in :mod:`disent_bench.report.html`) take one and only format
 it: they print the summary columns of each ``SectionTable.rows`` and embolden exactly the cells its
-``best`` mask marks; they compute no statistic and choose no best. A statistics layer (bootstrap
-intervals, significance-based bolding) goes between :func:`build_tables` and the renderers: it adds
-its columns to the rows and replaces the ``best`` masks, and the emphasis in every format follows.
+``best`` mask marks; they compute no statistic and choose no best. The numbers behind the intervals
+and the masks come from :mod:`disent_bench.report.statistics`.
 """
 
 from __future__ import annotations
 
-import math
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,12 +35,14 @@ from disent_bench.errors import UserError
 from disent_bench.report import statistics
 from disent_bench.report.runs import (
     SECTION_COLUMNS,
+    family_names,
     group_columns,
     headline_columns,
     lower_is_better,
     metric_columns,
     per_run,
     provenance_lines,
+    section_rows,
     sections,
     setting_columns,
 )
@@ -59,7 +60,7 @@ ALPHA = 0.05
 
 
 def digits(column: str) -> int:
-    """Decimal places a metric is reported with (values equal at that precision tie for best)."""
+    """Decimal places a metric is reported with."""
     return 1 if column.startswith("reconstruction.") else 3
 
 
@@ -106,14 +107,9 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in metric_columns(frame) if not c.endswith("seconds") and c != "images_encoded"]
 
 
-def _seed(*parts: Any) -> int:
-    """A resampling seed fixed by what a cell is (its group and metric): the same report, the same numbers."""
-    return zlib.crc32("|".join(map(str, parts)).encode())
-
-
 def _interval(values: pd.Series, statistic: str, key: Any, column: str) -> tuple[float, float]:
     bounds = statistics.interval(values.to_numpy(dtype=float), statistic, confidence=CONFIDENCE,
-                                 seed=_seed(statistic, key, column))
+                                 seed=statistics.cell_seed(statistic, key, column))
     return (np.nan, np.nan) if bounds is None else bounds
 
 
@@ -203,7 +199,7 @@ class Tables:
     provenance: list[str]           # the header of every table file and of the page
     settings: list[SectionTable]    # per section, the table of its settings (rows of summary)
     by_family: list[SectionTable]   # per section (the same, in the same order), the table of its families
-    per_run: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run (repeats averaged)
+    per_run: pd.DataFrame           # the runs frame with one row per run (repeats averaged): what is summarised
 
 
 def significance_mask(runs: pd.DataFrame, rows: pd.DataFrame, members: list[pd.Index], metrics: list[str],
@@ -234,60 +230,28 @@ def significance_mask(runs: pd.DataFrame, rows: pd.DataFrame, members: list[pd.I
 def _row_names(rows: pd.DataFrame) -> dict[Any, str]:
     """A readable, unique name per row (what a caption's note calls it)."""
     names: dict[Any, str] = {}
-    for index, row in rows.iterrows():
-        name = str(row["label"]) if "label" in rows.columns else str(row["family"]) + (
-            f" ({row['variant']})" if row.get("variant") else "")
+    labels = rows["label"].astype(str) if "label" in rows.columns else family_names(rows)
+    for index, name in labels.items():
         names[index] = name if name not in names.values() else f"{name} (row {len(names) + 1})"
     return names
 
 
-def best_mask(rows: pd.DataFrame, metrics: list[str], centre: str) -> pd.DataFrame:
-    """Per metric, True where ``<metric>:<centre>`` equals the column's best (lowest where lower is
-    better, else highest) at the precision it is reported with; ties are all True, missing values False."""
-    mask = {}
-    for c in metrics:
-        values = rows[f"{c}:{centre}"]
-        best = _best(values, c)
-        mask[c] = [best is not None and not math.isnan(v) and round(v, digits(c)) == round(best, digits(c))
-                   for v in values.tolist()]
-    return pd.DataFrame(mask, index=rows.index, columns=metrics, dtype=bool)
-
-
-def _best(values: pd.Series, column: str) -> float | None:
-    finite = values.dropna()
-    if finite.empty:
-        return None
-    return finite.min() if lower_is_better(column) else finite.max()
-
-
 def section_tables(frame: pd.DataFrame, table: pd.DataFrame, kind: str,
-                   members: list[pd.Index] | None = None) -> list[SectionTable]:
+                   members: list[pd.Index]) -> list[SectionTable]:
     """Per section of ``frame``, in order, its :class:`SectionTable` of ``table``: for ``kind``
-    "settings" a table from :func:`summarise`, for "families" one from :func:`family_summary`.
-
-    With ``members`` (each row's runs, as :func:`_summarise` and :func:`_family_summary` give them) the
-    bold cells are those not significantly worse than the best (:func:`significance_mask`); without,
-    the best centre at the reported precision (:func:`best_mask`)."""
+    "settings" a table from :func:`summarise`, for "families" one from :func:`family_summary`, with
+    ``members`` each row's runs (as :func:`_summarise` and :func:`_family_summary` give them), from which
+    :func:`significance_mask` decides the bold cells."""
     extra = setting_columns(frame)
     headline = headline_columns(frame)
     centre = CENTRE[kind]
     out = []
     for section, _ in sections(frame):
-        rows = _section_rows(table, section)
+        rows = section_rows(table, section)
         metrics = [c for c in headline if rows[f"{c}:{centre}"].notna().any()]
-        if members is None:
-            out.append(SectionTable(kind, section, rows, metrics, extra, best_mask(rows, metrics, centre)))
-        else:
-            mask, notes = significance_mask(frame, rows, members, metrics, centre)
-            out.append(SectionTable(kind, section, rows, metrics, extra, mask, notes))
+        mask, notes = significance_mask(frame, rows, members, metrics, centre)
+        out.append(SectionTable(kind, section, rows, metrics, extra, mask, notes))
     return out
-
-
-def _section_rows(summary: pd.DataFrame, section: dict[str, Any]) -> pd.DataFrame:
-    mask = np.ones(len(summary), dtype=bool)
-    for key, value in section.items():
-        mask &= (summary[key] == value).to_numpy() | (summary[key].isna() & pd.isna(value)).to_numpy()
-    return summary[mask]
 
 
 def build_tables(frame: pd.DataFrame, select_by: str | None = None) -> Tables:
