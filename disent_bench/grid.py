@@ -422,11 +422,19 @@ def _parse_eval(where: _Where, raw: Mapping[str, Any]) -> dict[str, Any]:
                 d = defaults[k]
                 if isinstance(d, bool) or d is None:
                     continue
+                if isinstance(d, tuple) and not (isinstance(v, list) and v and all(_is_int(x) and x >= 1 for x in v)
+                                                 and len(set(v)) == len(v)):
+                    raise where.error(f"eval.{m}.{k}", f"must be a list of distinct integers >= 1 like the "
+                                                       f"preset's {list(d)!r}, got {v!r}")
                 if isinstance(d, int) and not (_is_int(v) and v >= 1):
                     raise where.error(f"eval.{m}.{k}", f"must be an integer >= 1 like the preset's {d!r}, got {v!r}")
                 if isinstance(d, float) and not (_is_number(v) and v >= 0):
                     raise where.error(f"eval.{m}.{k}", f"must be a number >= 0 like the preset's {d!r}, got {v!r}")
         settings[m] = dict(table)
+    try:  # the metrics' own checks (each setting's minimum), before any run starts rather than at its evaluation
+        metrics.presets.resolve_settings(list(metric_names), preset, settings)
+    except UserError as exc:
+        raise where.error("eval", str(exc)) from None
     out = {"metrics": list(metric_names), "preset": preset, "representation": list(reps), "settings": settings}
     repeats = raw.get("repeats", 1)
     if not _is_int(repeats) or repeats < 1:

@@ -25,7 +25,11 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")] = True,
         select_by: Annotated[Optional[str], typer.Option(
             "--select-by", help="Metric that picks each family's best setting in families.* "
-                                "[default: dci.disentanglement, else the first headline score present].")] = None,
+                                "[default: dci.disentanglement, else the first headline score present]; "
+                                "udr.lasso or udr.spearman chooses without labels.")] = None,
+        udr: Annotated[bool, typer.Option(
+            "--udr/--no-udr", help="Score every setting's seeds against each other by UDR (loads the data and "
+                                   "the models once per setting; cached in RESULTS_DIR/udr).")] = True,
     ) -> None:
         """Write runs.csv, summary.csv/.md/.tex, families.csv/.md/.tex, plots (PNG+PDF), model pictures and
         index.html."""
@@ -43,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"no RESULTS_DIR given and no {DEFAULT_GRID} here; pass a results directory "
                                 "or --grid FILE")
             results_dir = load_grid(grid_path).default_out
-        result = make_report(results_dir, out, pictures=pictures, progress=progress, select_by=select_by)
+        result = make_report(results_dir, out, pictures=pictures, progress=progress, select_by=select_by, udr=udr)
         typer.echo(f"report of {result.num_runs} runs: {result.files['index.html']}")
         typer.echo("time: " + " · ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()), err=True)
         for name, path in result.files.items():

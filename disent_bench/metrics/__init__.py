@@ -25,7 +25,12 @@ The estimators, their settings and the presets: :mod:`~disent_bench.metrics.beta
 :mod:`~disent_bench.metrics.factor_vae`, :mod:`~disent_bench.metrics.mig`, :mod:`~disent_bench.metrics.dci`,
 :mod:`~disent_bench.metrics.sap`, :mod:`~disent_bench.metrics.modularity`,
 :mod:`~disent_bench.metrics.reconstruction`, :mod:`~disent_bench.metrics.unsupervised` (no labels: total
-correlation, Wasserstein dependency and mutual information of the codes), :mod:`~disent_bench.metrics.presets`.
+correlation, Wasserstein dependency and mutual information of the codes); the rest of the study's evaluation,
+:mod:`~disent_bench.metrics.downstream` (downstream-task accuracy and sample efficiency), and the metrics
+reported since, :mod:`~disent_bench.metrics.irs`, :mod:`~disent_bench.metrics.mig_sup`,
+:mod:`~disent_bench.metrics.jemmig`, :mod:`~disent_bench.metrics.dcimig`, :mod:`~disent_bench.metrics.infomec`;
+:mod:`~disent_bench.metrics.presets`. UDR needs several models at once, so it is not one of these:
+:mod:`~disent_bench.metrics.udr` is its estimator, which the report runs per setting.
 What a metric module must provide, and how to add one: :mod:`~disent_bench.metrics.interface`.
 """
 
@@ -42,7 +47,8 @@ import torch
 from disent_bench.data.base import GroundTruthData
 from disent_bench.devices import resolve_device, usable_cores
 from disent_bench.errors import UserError
-from disent_bench.metrics import beta_vae, dci, factor_vae, mig, modularity, reconstruction, sap, unsupervised
+from disent_bench.metrics import (beta_vae, dci, dcimig, downstream, factor_vae, infomec, irs, jemmig, mig, mig_sup,
+                                  modularity, reconstruction, sap, unsupervised)
 from disent_bench.metrics.cache import (CodeView, Encoder, ObservationSet, RepresentationCache, can_decode, is_model,
                                        model_device)
 from disent_bench.metrics.interface import LABELS_SUFFIX, Metric
@@ -56,7 +62,8 @@ __all__ = ["evaluate", "available", "parse_metrics", "PRESETS", "DEFAULT_METRICS
 # metric goes at the end and the numbers of the others do not change. Each module is a Metric
 # (disent_bench.metrics.interface).
 _MODULES: dict[str, Metric] = {module.NAME: module for module in (beta_vae, factor_vae, mig, dci, sap, modularity,
-                                                                  reconstruction, unsupervised)}
+                                                                  reconstruction, unsupervised, downstream, irs,
+                                                                  mig_sup, jemmig, dcimig, infomec)}
 DEFAULT_METRICS: tuple[str, ...] = tuple(_MODULES)
 REPRESENTATIONS = ("mean", "sampled")
 

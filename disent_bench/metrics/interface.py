@@ -1,7 +1,8 @@
 """What a metric module is: the interface :func:`disent_bench.metrics.evaluate` relies on.
 
 Every metric is a module (``beta_vae``, ``factor_vae``, ``mig``, ``dci``, ``sap``, ``modularity``,
-``reconstruction``, ``unsupervised``) registered in ``disent_bench.metrics._MODULES``; the evaluator
+``reconstruction``, ``unsupervised``, ``downstream``, ``irs``, ``mig_sup``, ``jemmig``, ``dcimig``,
+``infomec``) registered in ``disent_bench.metrics._MODULES``; the evaluator
 reaches it only through the four members of :class:`Metric`, in two phases:
 
 1. **Draw** (before anything is encoded): for each requested metric,
@@ -121,6 +122,7 @@ class Metric(Protocol):
         ``NEEDS`` (see :data:`EXTRAS`).
 
         Returns ``{key: number}`` (floats; NaN where the score is undefined): the evaluator reports
-        ``"<NAME>.<key>"``. ``"seconds"`` is the evaluator's key and must not be returned.
+        ``"<NAME>.<key>"``. A key may hold dots to group sub-results (``downstream``'s
+        ``"lr.100.mean_test_accuracy"``), never an empty part. ``"seconds"`` is the evaluator's key and must not be returned.
         """
         ...

@@ -13,7 +13,17 @@ sap                num_train 10000, num_test 5000, continuous_factors 0 (classif
 modularity         num_train 10000, num_test 5000, num_bins 20
 reconstruction     num_batches 1000, batch_size 64 (64,000 held-out images)
 unsupervised       num_train 10000, num_bins 20
+downstream         train_sizes (10, 100, 1000, 10000), num_test 5000 per size (downstream_task_*.gin)
+irs                num_train 10000, num_bins 20, diff_quantile 0.99 (config/sample/irs/irs.gin)
+mig_sup            num_train 10000, num_bins 10 (the laforge implementation's default)
+jemmig             num_train 10000, num_bins 10
+dcimig             num_train 10000, num_bins 10
+infomec            num_train 10000 (the reference fixes none), discrete_latents 0
 =================  ==========================================================================
+
+The last six are not in the 2019 study's ``unsupervised_study_v1`` metric set: the downstream task
+was part of its evaluation (section "usefulness"), IRS is in disentanglement_lib's sample configs, and
+MIG-sup, JEMMIG, DCIMIG and InfoMEC come from later papers (see each module).
 
 ``quick`` is for CPU runs and smoke tests: the same estimators with smaller samples. The per-point batch
 (64) and the bin count (20) stay those of the reference, so only the sampling noise grows, not what a
@@ -35,6 +45,12 @@ sap                num_train 2000, num_test 1000, continuous_factors 0
 modularity         num_train 2000, num_test 1000, num_bins 20
 reconstruction     num_batches 8, batch_size 64 (512 held-out images)
 unsupervised       num_train 2000, num_bins 20
+downstream         train_sizes (10, 100, 1000, 10000), num_test 1000 per size (the study's sizes: the
+                   sample efficiency compares 100 with 10,000)
+irs                num_train 2000, num_bins 20, diff_quantile 0.99
+mig_sup, jemmig,   num_train 2000, num_bins 10
+dcimig
+infomec            num_train 2000, discrete_latents 0
 =================  ==========================================================================
 
 Quick numbers are noisier than paper numbers and must not be compared with them.
@@ -58,6 +74,12 @@ PAPER: dict[str, dict[str, float]] = {
     "modularity": {"num_train": 10000, "num_test": 5000, "num_bins": 20},
     "reconstruction": {"num_batches": 1000, "batch_size": 64},
     "unsupervised": {"num_train": 10000, "num_bins": 20},
+    "downstream": {"train_sizes": (10, 100, 1000, 10000), "num_test": 5000},
+    "irs": {"num_train": 10000, "num_bins": 20, "diff_quantile": 0.99},
+    "mig_sup": {"num_train": 10000, "num_bins": 10},
+    "jemmig": {"num_train": 10000, "num_bins": 10},
+    "dcimig": {"num_train": 10000, "num_bins": 10},
+    "infomec": {"num_train": 10000, "discrete_latents": 0},
 }
 
 QUICK: dict[str, dict[str, float]] = {
@@ -70,6 +92,12 @@ QUICK: dict[str, dict[str, float]] = {
     "modularity": {"num_train": 2000, "num_test": 1000, "num_bins": 20},
     "reconstruction": {"num_batches": 8, "batch_size": 64},
     "unsupervised": {"num_train": 2000, "num_bins": 20},
+    "downstream": {"train_sizes": (10, 100, 1000, 10000), "num_test": 1000},
+    "irs": {"num_train": 2000, "num_bins": 20, "diff_quantile": 0.99},
+    "mig_sup": {"num_train": 2000, "num_bins": 10},
+    "jemmig": {"num_train": 2000, "num_bins": 10},
+    "dcimig": {"num_train": 2000, "num_bins": 10},
+    "infomec": {"num_train": 2000, "discrete_latents": 0},
 }
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {"paper": PAPER, "quick": QUICK}
@@ -87,9 +115,19 @@ _MINIMUM: dict[str, dict[str, float]] = {
     "reconstruction": {"num_batches": 1, "batch_size": 1},
     # A covariance (ddof=1) needs two points.
     "unsupervised": {"num_train": 2, "num_bins": 1},
+    "downstream": {"train_sizes": 5, "num_test": 1},  # 5: the logistic regression's 5-fold cross-validation
+    "irs": {"num_train": 1, "num_bins": 1, "diff_quantile": 0.0},
+    "mig_sup": {"num_train": 1, "num_bins": 1},
+    "jemmig": {"num_train": 1, "num_bins": 2},  # its normaliser log2(num_bins) must not be 0
+    "dcimig": {"num_train": 1, "num_bins": 1},
+    "infomec": {"num_train": 2, "discrete_latents": 0},
 }
-_FLOAT_SETTINGS = {("factor_vae", "prune_threshold")}
-_FLAG_SETTINGS = {("sap", "continuous_factors")}
+_FLOAT_SETTINGS = {("factor_vae", "prune_threshold"), ("irs", "diff_quantile")}
+# The largest value a float setting may take, where there is one (a quantile).
+_MAXIMUM = {("irs", "diff_quantile"): 1.0}
+_FLAG_SETTINGS = {("sap", "continuous_factors"), ("infomec", "discrete_latents")}
+# Settings that are a list of sample sizes (each at least the minimum), kept as a tuple in list order.
+_SIZES_SETTINGS = {("downstream", "train_sizes")}
 
 
 def resolve_settings(metrics: list[str], preset: str,
@@ -116,13 +154,23 @@ def resolve_settings(metrics: list[str], preset: str,
 
 def _check_value(metric: str, key: str, value: object):
     minimum = _MINIMUM[metric][key]
+    if (metric, key) in _SIZES_SETTINGS:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value or any(
+                isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum for v in value):
+            raise UserError(f"setting {metric}.{key} must be a non-empty list of integers >= {int(minimum)}, "
+                            f"got {value!r}")
+        if len(set(value)) != len(value):
+            raise UserError(f"setting {metric}.{key} lists a size twice: {list(value)!r}")
+        return tuple(int(v) for v in value)
     if (metric, key) in _FLAG_SETTINGS:
         if value not in (0, 1, True, False):
             raise UserError(f"setting {metric}.{key} must be 0/1 (false/true), got {value!r}")
         return int(value)
     if (metric, key) in _FLOAT_SETTINGS:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= minimum:
-            raise UserError(f"setting {metric}.{key} must be a number >= {minimum}, got {value!r}")
+        maximum = _MAXIMUM.get((metric, key), float("inf"))
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= maximum:
+            bounds = f">= {minimum}" if maximum == float("inf") else f"between {minimum} and {maximum}"
+            raise UserError(f"setting {metric}.{key} must be a number {bounds}, got {value!r}")
         return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise UserError(f"setting {metric}.{key} must be an integer >= {int(minimum)}, got {value!r}")

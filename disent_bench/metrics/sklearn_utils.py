@@ -24,6 +24,15 @@ here is built with explicit settings equal to the reference's effective behaviou
                          ``criterion="friedman_mse"`` ranks splits exactly as today's squared error at unit
                          sample weights (only rounding differs), and 0.20's ``loss="deviance"`` is today's
                          ``"log_loss"``
+``logistic_regression_cv``  (downstream task) 0.20's ``LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5))``,
+                         whose ``multi_class="warn"`` meant one-vs-rest: ``OneVsRestClassifier(
+                         LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5), solver="lbfgs", penalty l2,
+                         scoring="accuracy", tol=1e-4, max_iter=100, refit=True, fit_intercept=True,
+                         intercept_scaling=1, class_weight=None))``: per class a binary class-vs-rest
+                         problem with its own C (the first of ``logspace(-4, 4, 10)`` with the best summed
+                         fold accuracy), refitted on all points; prediction = argmax of the decision
+                         functions. Not bit-identical to 0.20 (1.x scales the loss by 1/n, so lbfgs stops
+                         elsewhere); ``scoring`` is explicit because its default changes in 1.11
 =====================  =====================================================================================
 
 Every estimator gets an explicit ``random_state`` (the reference left it to numpy's global state).
@@ -37,16 +46,21 @@ import warnings
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
-__all__ = ["logistic_regression", "linear_svc", "gradient_boosting", "quiet_fit", "LOGISTIC_REGRESSION",
-           "LINEAR_SVC", "GRADIENT_BOOSTING"]
+__all__ = ["logistic_regression", "logistic_regression_cv", "linear_svc", "gradient_boosting", "quiet_fit",
+           "LOGISTIC_REGRESSION", "LOGISTIC_REGRESSION_CV", "LINEAR_SVC", "GRADIENT_BOOSTING"]
 
 # The settings, as scikit-learn parameter names (penalty: see _logistic_kwargs).
 LOGISTIC_REGRESSION = {"solver": "liblinear", "C": 1.0, "dual": False, "tol": 1e-4, "max_iter": 100,
                        "fit_intercept": True, "intercept_scaling": 1, "class_weight": None}
+# cv: 5 unshuffled, unstratified folds in sample order (KFold holds no state, so one instance serves all).
+LOGISTIC_REGRESSION_CV = {"Cs": 10, "cv": KFold(n_splits=5), "solver": "lbfgs", "scoring": "accuracy", "tol": 1e-4,
+                          "max_iter": 100, "refit": True, "fit_intercept": True, "intercept_scaling": 1.0,
+                          "class_weight": None, "dual": False}
 LINEAR_SVC = {"C": 0.01, "class_weight": "balanced", "penalty": "l2", "loss": "squared_hinge", "dual": True,
               "tol": 1e-4, "fit_intercept": True, "intercept_scaling": 1, "max_iter": 1000}
 GRADIENT_BOOSTING = {"loss": "log_loss", "learning_rate": 0.1, "n_estimators": 100, "subsample": 1.0,
@@ -66,6 +80,31 @@ def _logistic_kwargs() -> dict:
 def logistic_regression(random_state: int) -> OneVsRestClassifier:
     """One-vs-rest liblinear logistic regression, as ``LogisticRegression()`` meant in scikit-learn 0.20."""
     return OneVsRestClassifier(LogisticRegression(random_state=random_state, **_logistic_kwargs()))
+
+
+def _logistic_cv_kwargs() -> dict:
+    parameters = inspect.signature(LogisticRegressionCV).parameters
+    kwargs = dict(LOGISTIC_REGRESSION_CV)
+    # An L2 penalty: scikit-learn >= 1.8 says so with l1_ratios=(0,) (``penalty`` is deprecated there).
+    if parameters["penalty"].default == "deprecated":
+        kwargs["l1_ratios"] = (0.0,)
+    else:
+        kwargs["penalty"] = "l2"
+    # scikit-learn >= 1.8 warns unless told to store its CV results in the new layout (numbers unchanged).
+    if "use_legacy_attributes" in parameters:
+        kwargs["use_legacy_attributes"] = False
+    return kwargs
+
+
+def logistic_regression_cv(random_state: int, n_jobs: int | None = None) -> OneVsRestClassifier:
+    """The downstream task's ``LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5))`` as scikit-learn 0.20 ran it:
+    one-vs-rest, each class its own cross-validated C.
+
+    ``n_jobs``: the binary problems fitted in parallel (joblib); each is fitted alone either way, so it changes
+    the speed only. ``random_state`` is unused by lbfgs; it is passed so that nothing reads a global generator.
+    """
+    return OneVsRestClassifier(LogisticRegressionCV(random_state=random_state, **_logistic_cv_kwargs()),
+                               n_jobs=n_jobs)
 
 
 def linear_svc(random_state: int) -> LinearSVC:

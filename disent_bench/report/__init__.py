@@ -38,6 +38,8 @@ from disent_bench.report.render_analysis import write_analysis
 from disent_bench.report.stat_plots import make_analysis_figures
 from disent_bench.report.runs import family_names, load_runs, section_title
 from disent_bench.report.tables import build_tables
+from disent_bench.report.udr import add_udr_safe
+from disent_bench.report.udr_plots import udr_agreement
 
 __all__ = ["make_report", "write_tables", "Report"]
 
@@ -53,8 +55,11 @@ class Report:
 
 
 def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, pictures: bool = True,
-                progress: bool = True, select_by: str | None = None) -> Report:
+                progress: bool = True, select_by: str | None = None, udr: bool = True) -> Report:
     """Write the report of ``results_dir`` (default output: ``results_dir/report``).
+
+    ``udr``: score the runs of every setting with two or more seeds against each other by UDR
+    (:mod:`disent_bench.report.udr`; loads the data and the saved models, cached in ``results_dir/udr``).
 
     ``select_by`` is the metric by which the family table picks each family's best setting (default:
     the first of :data:`~disent_bench.report.tables.SELECT_BY` that the runs have).
@@ -69,6 +74,10 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
                         "metrics.json); run `disent-bench run --grid FILE` first")
     report_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     timing: dict[str, float] = {}
+    if udr:
+        t0 = time.perf_counter()
+        frame = add_udr_safe(frame, results_dir, progress=progress)
+        timing["udr"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tables = build_tables(frame, select_by)  # a bad select_by stops here, before anything is written
     files = write_files(tables, report_dir)
@@ -82,6 +91,7 @@ def make_report(results_dir: str | Path, out_dir: str | Path | None = None, *, p
     t0 = time.perf_counter()
     figures = make_plots(tables.per_run, report_dir / "figures")
     figures += make_analysis_figures(analysis, tables.per_run, report_dir / "figures")
+    figures += udr_agreement(tables.per_run, report_dir / "figures")
     timing["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     picture_list = make_pictures_safe(tables.per_run, results_dir, report_dir / "pictures", progress) if pictures else []

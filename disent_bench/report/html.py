@@ -12,9 +12,9 @@ from pathlib import Path
 
 from disent_bench._io import atomic_write_text
 from disent_bench.report.analysis import Analysis
-from disent_bench.report.render import FAMILY_NOTE, SETTINGS_NOTE, cells
+from disent_bench.report.render import FAMILY_NOTE, SELECTION_NOTE, SETTINGS_NOTE, cells, selection_cells
 from disent_bench.report.render_analysis import METHODS, noise_lines, rank_lines, variance_lines
-from disent_bench.report.runs import section_rows, section_title
+from disent_bench.report.runs import HEADLINE, section_rows, section_title
 from disent_bench.report.tables import Tables
 
 _STYLE = """
@@ -83,7 +83,9 @@ def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures:
                             "family, by the hyper-parameter within it, and by the seed.",
                 "improvement_average": "Probability of improvement averaged over datasets (each weighted equally).",
                 "critical_difference": "Average ranks over datasets (1 = best); families joined by a thick line "
-                                       "are not significantly different (Nemenyi critical difference)."}
+                                       "are not significantly different (Nemenyi critical difference).",
+                "udr": "UDR (no labels; each setting's seeds scored against each other) against the supervised "
+                       "metrics: Spearman rank correlation over runs, and every run against the selection metric."}
     parts = ["<!doctype html><html><head><meta charset=\"utf-8\"><title>disent-bench report</title>",
              f"<style>{_STYLE}</style></head><body>", "<h1>disent-bench report</h1>",
              "<ul class=\"prov\">" + "".join(f"<li>{html.escape(line)}</li>" for line in tables.provenance)
@@ -102,6 +104,11 @@ def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures:
         parts.append(f"<h2>{title}</h2>")
         parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*cells(by_family))]
         parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in by_family.notes]
+        selection = selection_cells(by_family)
+        if selection is not None:
+            selector = HEADLINE.get(by_family.rows["selected_by"].iloc[0], by_family.rows["selected_by"].iloc[0])
+            parts += ["<h4>Chosen without labels</h4>",
+                      f"<p>{html.escape(SELECTION_NOTE.format(selector=selector))}</p>", _table(*selection)]
         parts += ["<h3>Settings</h3>", f"<p>{html.escape(SETTINGS_NOTE)}</p>", _table(*cells(settings))]
         parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in settings.notes]
         if analysis is not None and not analysis.variance.empty:

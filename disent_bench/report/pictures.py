@@ -67,7 +67,8 @@ def _show(ax: plt.Axes, canvas: np.ndarray, title: str) -> None:
 
 
 @torch.no_grad()
-def _encode(model, dataset, indices: np.ndarray, device) -> tuple[np.ndarray, np.ndarray | None]:
+def encode_indices(model, dataset, indices: np.ndarray, device) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean codes ``(n, D)`` and log-variances (None for a model without) of the images ``indices``."""
     mus, logvars = [], []
     for start in range(0, len(indices), 256):
         mu, logvar = model.encode(dataset.batch(indices[start:start + 256], device))
@@ -81,7 +82,7 @@ def dimension_analysis(model, dataset, device, seed: int = 0) -> pd.DataFrame:
     """Per latent dim: KL (mean over a batch), code std, and the factor it captures best (normalised MI)."""
     rng = np.random.default_rng(seed)
     indices = dataset.sample_indices(ANALYSIS_IMAGES, rng)
-    mu, logvar = _encode(model, dataset, indices, device)
+    mu, logvar = encode_indices(model, dataset, indices, device)
     factors = dataset.factors_of(indices)
     mi = mutual_info_matrix(histogram_discretize(mu, 20), factors)  # (D, K)
     entropy = discrete_entropy(factors)

@@ -19,7 +19,7 @@ import pandas as pd
 from disent_bench._io import atomic_path, atomic_write_text
 from disent_bench.report.families import display_tex
 from disent_bench.report.runs import HEADLINE, lower_is_better, section_title
-from disent_bench.report.tables import SectionTable, Tables, digits
+from disent_bench.report.tables import UNSUPERVISED_SELECTORS, SectionTable, Tables, digits
 from disent_bench.report.tex import tex_escape
 
 INTERVALS = ("95% bootstrap confidence interval in brackets (bootstrap-t of the mean, 10,000 resamples; "
@@ -91,7 +91,8 @@ def _family_cells(table: SectionTable, *, latex: bool = False) -> Cells:
     chosen = part["selected_by"].iloc[0] if len(part) else None
     header = ["Family", "settings", "runs"] + [_metric_header(c) for c in table.metrics]
     if chosen is not None:
-        header.append(f"Best setting by {HEADLINE.get(chosen, chosen)} (chosen with the ground truth)")
+        how = "without labels" if chosen in UNSUPERVISED_SELECTORS else "with the ground truth"
+        header.append(f"Best setting by {HEADLINE.get(chosen, chosen)} (chosen {how})")
     rows, bold = [], []
     for index, row in part.iterrows():
         bits = [f"{c}={row[c]}" for c in table.extra]
@@ -113,6 +114,46 @@ def _family_cells(table: SectionTable, *, latex: bool = False) -> Cells:
             flags.append(False)
         rows.append(texts)
         bold.append(flags)
+    return header, rows, bold
+
+
+SELECTION_NOTE = ("Model selection without labels: each family's setting chosen by {selector} (the seeds of a "
+                  "setting scored against each other, no ground truth; Duan et al. 2020), and per supervised metric "
+                  "the chosen setting's mean over seeds / the mean of the setting that metric itself would choose "
+                  "(with the ground truth, named in parentheses): how much an unsupervised user loses by choosing "
+                  "with {selector}.")
+
+
+def selection_cells(table: SectionTable, *, latex: bool = False) -> Cells | None:
+    """For a family table whose best setting was chosen without labels (UDR): per family, the chosen setting
+    and, per supervised metric, its mean beside the best setting's by that metric; None otherwise."""
+    part = table.rows
+    chosen = part["selected_by"].iloc[0] if len(part) else None
+    if chosen not in UNSUPERVISED_SELECTORS:
+        return None
+    metrics = [c for c in table.metrics if f"oracle:{c}" in part.columns]
+    header = ["Family", f"Setting chosen by {HEADLINE.get(chosen, chosen)}"] + [
+        f"{_metric_header(c)}: chosen / best by it" for c in metrics]
+    rows, bold = [], []
+    for _, row in part.iterrows():
+        name = display_tex(row["family"]) if latex else row["family"]
+        if row["variant"]:
+            name += tex_escape(f" ({row['variant']})") if latex else f" ({row['variant']})"
+        label = row["best_label_tex" if latex else "best_label"]
+        texts = [name, ("--" if latex else "–") if _missing(label) else label]
+        for c in metrics:
+            selected, oracle, oracle_label = row.get(f"selected:{c}"), row.get(f"oracle:{c}"), \
+                row.get(f"oracle_label:{c}")
+            if _missing(oracle):
+                texts.append("–")
+                continue
+            places = digits(c)
+            first = ("--" if latex else "–") if _missing(selected) else f"{selected:.{places}f}"
+            if latex:
+                oracle_label = row.get(f"oracle_label_tex:{c}")
+            texts.append(f"{first} / {oracle:.{places}f} ({oracle_label})")
+        rows.append(texts)
+        bold.append([False] * len(texts))
     return header, rows, bold
 
 
@@ -149,6 +190,11 @@ def _markdown(title: str, provenance: list[str], note: str, tables: list[Section
         lines += ["", f"## {section_title(table.section)}", ""] + markdown_table(*cells(table))
         if table.notes:
             lines += [""] + [f"*{note}*" for note in table.notes]
+        selection = selection_cells(table) if table.kind == "families" else None
+        if selection is not None:
+            selector = HEADLINE.get(table.rows["selected_by"].iloc[0], table.rows["selected_by"].iloc[0])
+            lines += ["", "### Chosen without labels", "", SELECTION_NOTE.format(selector=selector), ""]
+            lines += markdown_table(*selection)
     return "\n".join(lines) + "\n"
 
 
@@ -200,7 +246,17 @@ def families_latex(tables: Tables) -> str:
                    "significantly worse than the column's best (one-sided exact Mann-Whitney U test, $p < 0.05$ "
                    "excludes). The best setting is chosen with the ground-truth factors, which an unsupervised "
                    "user does not have, so it flatters the family." + _tex_notes(table))
+        if table.rows["selected_by"].iloc[0] in UNSUPERVISED_SELECTORS:
+            caption = caption.replace("The best setting is chosen with the ground-truth factors, which an "
+                                      "unsupervised user does not have, so it flatters the family.",
+                                      "The last column's setting is chosen without labels.")
         out += [""] + latex_table(caption, header, rows, bold, raw=(0, len(header) - 1))
+        selection = selection_cells(table, latex=True)
+        if selection is not None:
+            selector = HEADLINE.get(table.rows["selected_by"].iloc[0], table.rows["selected_by"].iloc[0])
+            out += [""] + latex_table(tex_escape(section_title(table.section) + ". "
+                                                 + SELECTION_NOTE.format(selector=selector)), *selection,
+                                      raw=tuple(range(len(selection[0]))))
     return "\n".join(out) + "\n"
 
 

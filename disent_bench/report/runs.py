@@ -40,6 +40,19 @@ HEADLINE = {
     "sap.score": "SAP",
     "modularity.score": "Modularity",
     "reconstruction.bce": "Recon. BCE",
+    "downstream.lr.10000.mean_test_accuracy": "LR acc.",
+    "downstream.lr.sample_efficiency": "LR effic.",
+    "downstream.gbt.10000.mean_test_accuracy": "GBT acc.",
+    "downstream.gbt.sample_efficiency": "GBT effic.",
+    "irs.score": "IRS",
+    "mig_sup.score": "MIG-sup",
+    "jemmig.score": "JEMMIG",
+    "dcimig.score": "DCIMIG",
+    "infomec.m": "InfoM",
+    "infomec.c": "InfoC",
+    "infomec.e": "InfoE",
+    "udr.lasso": "UDR (Lasso)",
+    "udr.spearman": "UDR (Spearman)",
 }
 
 
