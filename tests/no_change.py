@@ -38,6 +38,9 @@ GRID = {
         {"name": "dip_vae_ii", "lambda_od": 2},
     ],
     "eval": {
+        # The metrics the record was made with, named: metrics added since (downstream, irs, ...) come after
+        # them with random streams of their own, so these numbers must not move.
+        "metrics": ["beta_vae", "factor_vae", "mig", "dci", "sap", "modularity", "reconstruction", "unsupervised"],
         "preset": "quick", "representation": ["mean", "sampled"],
         "beta_vae": {"num_train": 20, "num_eval": 10, "batch_size": 8},
         "factor_vae": {"num_train": 20, "num_eval": 10, "batch_size": 8, "num_variance_estimate": 100},

@@ -109,6 +109,7 @@ def test_select_by_udr_shows_the_chosen_setting_beside_the_ground_truth_choice(t
     text = report.files["families.md"].read_text()
     assert "Best setting by UDR (Lasso) (chosen without labels)" in text
     assert "### Chosen without labels" in text
+    assert "which reads no ground truth" in text and "it is chosen with the ground-truth factors" not in text
     cell = f"{means['β-VAE (β = 2)']:.3f} / {means.max():.3f} ({means.idxmax()})"
     assert cell in text
     tex = report.files["families.tex"].read_text()
@@ -120,7 +121,8 @@ def test_select_by_udr_shows_the_chosen_setting_beside_the_ground_truth_choice(t
 
     # Chosen with the ground truth (the default), nothing of this is shown.
     plain = make_report(tmp_path, tmp_path / "plain", pictures=False, progress=False, udr=False)
-    assert "Chosen without labels" not in plain.files["families.md"].read_text()
+    plain_text = plain.files["families.md"].read_text()
+    assert "Chosen without labels" not in plain_text and "it is chosen with the ground-truth factors" in plain_text
 
 
 def test_rank_correlations_of_udr_with_the_supervised_metrics():

@@ -33,3 +33,21 @@ def test_fused_adam_check_compares_against_the_default_adam():
     bad = subprocess.run([sys.executable, str(SCRIPTS / "fused-adam-check"), "--steps", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "must be >= 1" in bad.stderr
+
+
+def test_reference_agreement_refuses_missing_or_wrong_checkouts(tmp_path):
+    """scripts/reference-agreement and each scripts/agreement/*.py: a missing or wrong checkout is one line, exit 2."""
+    script = SCRIPTS / "reference-agreement"
+    missing = subprocess.run([sys.executable, str(script), "--only", "irs"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "irs needs --dlib PATH" in missing.stderr and "Traceback" not in missing.stderr
+    wrong = subprocess.run([sys.executable, str(script), "--dlib", str(tmp_path), "--only", "udr"],
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "is not a checkout of it" in wrong.stderr
+    unknown = subprocess.run([sys.executable, str(script), "--only", "migg"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown check(s) migg" in unknown.stderr
+    for name, option in (("irs.py", "--dlib"), ("udr.py", "--dlib"), ("downstream.py", "--dlib"),
+                         ("ubisoft.py", "--laforge"), ("infomec.py", "--latent-quantization")):
+        done = subprocess.run([sys.executable, str(SCRIPTS / "agreement" / name), option, str(tmp_path)],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (name, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from disent_bench._io import atomic_write_text
 from disent_bench.report.analysis import Analysis
-from disent_bench.report.render import FAMILY_NOTE, SELECTION_NOTE, SETTINGS_NOTE, cells, selection_cells
+from disent_bench.report.render import SELECTION_NOTE, SETTINGS_NOTE, cells, family_note, selection_cells
 from disent_bench.report.render_analysis import METHODS, noise_lines, rank_lines, variance_lines
 from disent_bench.report.runs import HEADLINE, section_rows, section_title
 from disent_bench.report.tables import Tables
@@ -102,7 +102,7 @@ def write_index(report_dir: Path, tables: Tables, figures: list[dict], pictures:
         if section["source"] == "synthetic":
             title = title.replace("SYNTHETIC data", "<span class=\"synthetic\">SYNTHETIC data</span>")
         parts.append(f"<h2>{title}</h2>")
-        parts += ["<h3>Families</h3>", f"<p>{html.escape(FAMILY_NOTE)}</p>", _table(*cells(by_family))]
+        parts += ["<h3>Families</h3>", f"<p>{html.escape(family_note(by_family))}</p>", _table(*cells(by_family))]
         parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in by_family.notes]
         selection = selection_cells(by_family)
         if selection is not None:

@@ -35,6 +35,18 @@ FAMILY_NOTE = (f"Per family, every run of its sweep (all settings, all seeds): c
                "metric: it is chosen with the ground-truth factors, which a user of an unsupervised method does not "
                "have (Locatello et al. 2019 find no reliable way to choose without them), so it flatters the family; "
                "the median and its interval are the fair comparison.")
+#: FAMILY_NOTE's last sentences where the best setting was chosen without labels (--select-by udr.lasso).
+FAMILY_NOTE_UNSUPERVISED = FAMILY_NOTE[:FAMILY_NOTE.index("The last column")] + (
+    "The last column is the family's setting with the best mean over seeds of the named score, which reads no "
+    "ground truth (UDR: each setting's seeds scored against each other; Duan et al. 2020): a choice an "
+    "unsupervised user can make. The table under it sets the supervised metrics of that setting beside the "
+    "best setting by each metric.")
+
+
+def family_note(table: SectionTable) -> str:
+    """The note over a family table: what its last column's choice of setting means."""
+    chosen = table.rows["selected_by"].iloc[0] if len(table.rows) else None
+    return FAMILY_NOTE_UNSUPERVISED if chosen in UNSUPERVISED_SELECTORS else FAMILY_NOTE
 
 Cells = tuple[list[str], list[list[str]], list[list[bool]]]
 
@@ -205,7 +217,8 @@ def summary_markdown(tables: Tables) -> str:
 
 def families_markdown(tables: Tables) -> str:
     """families.md: the provenance header, then one family table per section."""
-    return _markdown("# disent-bench families", tables.provenance, FAMILY_NOTE, tables.by_family)
+    note = family_note(tables.by_family[0]) if tables.by_family else FAMILY_NOTE
+    return _markdown("# disent-bench families", tables.provenance, note, tables.by_family)
 
 
 def summary_latex(tables: Tables) -> str:
