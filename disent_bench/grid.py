@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from disent_bench import data, metrics
+from disent_bench.data import correlation, pairs
 from disent_bench import models as model_registry
 from disent_bench.errors import UserError
 from disent_bench.identity import NON_SEMANTIC_TRAIN_KEYS, canonical, run_id
@@ -42,7 +43,7 @@ REPRESENTATIONS = ("mean", "sampled")
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 BENCHMARK_KEYS = ("name", "seeds", "device", "gpus_per_run", "cpus_per_run", "pack")
-DATASET_KEYS = ("name", "source")
+DATASET_KEYS = ("name", "source", "correlations")
 EVAL_KEYS = ("metrics", "preset", "representation", "repeats")
 SLURM_KEYS = {"partition": str, "time_min": int, "gpus_per_node": int, "array_parallelism": int}
 TOP_KEYS = ("benchmark", "train", "datasets", "models", "eval", "slurm")
@@ -253,7 +254,8 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
     # [train]
     train_defaults = _train_fields()
     train_keys = list(dict.fromkeys([*TRAIN_KEYS, *train_defaults, *MODEL_LEVEL_KEYS]))
-    train_keys = [k for k in train_keys if k not in ("seed", "device", "progress")]
+    # correlations: a dataset's ([[datasets]] correlations), passed to the trainer by the runner
+    train_keys = [k for k in train_keys if k not in ("seed", "device", "progress", "correlations")]
     train = dict(raw.get("train", {}))
     _check_keys(where, "train.", train, train_keys)
     for key, value in train.items():
@@ -286,6 +288,19 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
             raise where.error(f"{key}.source", f"{dname} has no synthetic version; use source = \"official\" "
                                                f"(`disent-bench data fetch {dname}`)")
         item = {"name": dname, "source": source}
+        if "correlations" in entry:
+            # Correlated training data (Träuble et al. 2021): only how training batches are drawn changes; the
+            # entry is part of the run's id (and its report section), stored in canonical order.
+            entries = entry["correlations"]
+            if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+                raise where.error(f"{key}.correlations", "must be a non-empty list of tables, e.g. "
+                                                         "[{ factors = [\"posX\", \"posY\"], sigma = 0.2 }]")
+            try:
+                spec = data.get_spec(dname)
+                parsed = correlation.parse_correlations(entries, list(spec.factor_names), list(spec.factor_sizes))
+            except UserError as exc:
+                raise where.error(f"{key}.correlations", str(exc)) from None
+            item["correlations"] = correlation.canonical(parsed)
         if item in datasets:
             raise where.error(key, f"duplicate dataset entry {item!r}")
         datasets.append(item)
@@ -505,13 +520,29 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                     if problem:
                         raise where.error(f"models[{i}]", problem)
                     try:
-                        model_registry.build(model["name"], in_channels=channels, latent_dim=latent_dim, **params)
+                        built = model_registry.build(model["name"], in_channels=channels, latent_dim=latent_dim,
+                                                     **params)
+                        if built.images_per_example() == 2:
+                            _check_pairs(built, data.get_spec(dataset["name"]))
                     except UserError as exc:
                         raise where.error(f"models[{i}]", str(exc)) from None
                     except TypeError as exc:
                         raise where.error(f"models[{i}]", _parameter_problem(model["name"], params, exc)) from None
                     except (ImportError, AttributeError) as exc:
                         raise where.error(f"models[{i}].name", f"cannot load user model {model['name']!r}: {exc}") from None
+
+
+def _check_pairs(model: Any, spec: Any) -> None:
+    """A model trained on pairs: its ``k`` must fit the dataset's factors, and a label-informed one needs a
+    latent dimension per factor (UserError naming the dataset otherwise)."""
+    changeable = pairs.changeable_factors(spec.factor_sizes, model.pairs)
+    if not (model.k == -1 or 1 <= model.k <= len(changeable) - 1):
+        raise UserError(f"k = {model.k} does not fit {spec.name}: with pairs = {model.pairs!r} it must be -1 "
+                        f"(\"random\") or 1..{len(changeable) - 1} (one of its {len(changeable)} changeable "
+                        "factors stays shared)")
+    check = getattr(model, "check_num_factors", None)
+    if check is not None:
+        check(len(spec.factor_sizes))
 
 
 def _unknown_parameter(name: str, params: Mapping[str, Any]) -> str | None:

@@ -80,7 +80,8 @@ def run_id(dataset: Mapping[str, str], model: Mapping[str, Any], train: Mapping[
     payload = {"dataset": dict(dataset), "model": dict(model), "train": semantic_train(train, defaults),
                "seed": seed}
     digest = hashlib.sha256(json.dumps(canonical(payload), sort_keys=True).encode()).hexdigest()[:8]
-    parts = [_slug(dataset["name"]), _slug(model["name"])]
+    # Correlated training data is a different run of the same dataset: say so in the readable part too.
+    parts = [_slug(dataset["name"]) + ("_corr" if dataset.get("correlations") else ""), _slug(model["name"])]
     for k, v in sorted(model.get("params", {}).items()):
         parts.append(f"{_slug(k)}{_fmt_value(v)}")
     for k, v in sorted((label or {}).items()):

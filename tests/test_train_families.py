@@ -13,10 +13,14 @@ from training_helpers import assert_same_weights, one_thread, read_log, small_co
 
 FAMILY_PARAMS = {"ae": {}, "vae": {}, "beta_vae": {"beta": 4}, "beta_tc_vae": {"beta": 6},
                  "factor_vae": {"gamma": 30}, "dip_vae_i": {"lambda_od": 5}, "dip_vae_ii": {"lambda_od": 5},
-                 "annealed_vae": {"c_max": 10, "iteration_threshold": 4}}
+                 "annealed_vae": {"c_max": 10, "iteration_threshold": 4},
+                 # trained on pairs of the squares (two factors, so k is 1 or random)
+                 "ada_gvae": {"beta": 4, "k": -1}, "ada_ml_vae": {"beta": 4, "k": 1},
+                 "gvae": {"beta": 4, "k": 1}, "ml_vae": {"beta": 4, "k": 1, "pairs": "paper"}}
 OWN_COLUMNS = {"ae": [], "vae": [], "beta_vae": [], "beta_tc_vae": ["tc"],
                "factor_vae": ["tc", "discriminator_loss", "discriminator_accuracy"],
-               "dip_vae_i": ["dip_penalty"], "dip_vae_ii": ["dip_penalty"], "annealed_vae": ["capacity"]}
+               "dip_vae_i": ["dip_penalty"], "dip_vae_ii": ["dip_penalty"], "annealed_vae": ["capacity"],
+               **{name: ["elbo", "shared_dims"] for name in ("ada_gvae", "ada_ml_vae", "gvae", "ml_vae")}}
 
 
 def build(name: str) -> BaseModel:

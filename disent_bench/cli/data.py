@@ -134,16 +134,79 @@ def show_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see `da
                  out: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
                  source: Annotated[str, typer.Option(help="auto, official or synthetic.")] = "auto",
                  seed: Annotated[int, typer.Option(help="Seed for the random base image.")] = 0,
+                 correlations: Annotated[Optional[list[str]], typer.Option(
+                     "--correlations", help="A correlated pair as training would draw it, FACTOR,FACTOR,SIGMA[,anti] "
+                                            "(repeatable, as a grid's [[datasets]] correlations): also write "
+                                            "OUT-correlations.png, the joint histogram of each pair in training "
+                                            "draws.")] = None,
                  data_dir: DataDirOption = None) -> None:
     """Picture each factor: one row per factor, traversing all its values from a random base image."""
-    from disent_bench.data import get_dataset, get_spec
+    from disent_bench.data import correlation, get_dataset, get_spec
 
     _use_data_dir(data_dir)
-    get_spec(name)
+    spec = get_spec(name)
     _check_png_output(out)
+    parsed = ()
+    if correlations:  # checked before any data is loaded
+        parsed = correlation.parse_correlations([_correlation_entry(text) for text in correlations],
+                                                list(spec.factor_names), list(spec.factor_sizes))
     dataset = get_dataset(name, source=source)
     _write_traversal_png(dataset, out, seed)
     typer.echo(f"{name} ({dataset.source}): factor traversals written to {out}")
+    if parsed:
+        joint = out.with_name(out.stem + "-correlations.png")
+        _write_correlation_png(dataset, parsed, joint, seed)
+        typer.echo(f"{name}: joint histograms of {CORRELATION_DRAWS:,} training draws "
+                   f"({correlation.describe(parsed)}) written to {joint}")
+
+
+CORRELATION_DRAWS = 100_000
+
+
+def _correlation_entry(text: str) -> dict:
+    """``"posX,posY,0.2[,anti]"`` as a grid's correlations entry (UserError naming the text otherwise)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "anti"):
+        raise UserError(f"--correlations {text!r}: write FACTOR,FACTOR,SIGMA or FACTOR,FACTOR,SIGMA,anti "
+                        "(e.g. posX,posY,0.2)")
+    try:
+        sigma = float(parts[2])
+    except ValueError:
+        raise UserError(f"--correlations {text!r}: sigma must be a number, got {parts[2]!r}") from None
+    return {"factors": parts[:2], "sigma": sigma, "anti": len(parts) == 4}
+
+
+def _write_correlation_png(dataset, parsed, out: Path, seed: int) -> None:
+    """Per correlated pair, the joint histogram of its two factors' classes in training draws (as the trainer
+    draws them: grid points with the correlated weights), beside the independent grid's uniform draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from disent_bench._io import atomic_path
+    from disent_bench.data import correlation
+
+    weights = correlation.grid_weights(dataset.factor_sizes, parsed)
+    rng = np.random.default_rng(seed)
+    draws = dataset.factors_of(rng.choice(len(weights), size=CORRELATION_DRAWS, p=weights))
+    fig, axes = plt.subplots(1, len(parsed), figsize=(4.6 * len(parsed), 4.2), squeeze=False)
+    for axis, pair in zip(axes[0], parsed):
+        a, b = pair.indices
+        counts = np.zeros((dataset.factor_sizes[a], dataset.factor_sizes[b]))
+        np.add.at(counts, (draws[:, a], draws[:, b]), 1)
+        image = axis.imshow(counts.T, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
+        axis.set_xlabel(f"{pair.factors[0]} (class)")
+        axis.set_ylabel(f"{pair.factors[1]} (class)")
+        axis.set_title(f"{pair.factors[0]}~{'-' if pair.anti else ''}{pair.factors[1]}, σ = {pair.sigma:g}", fontsize=10)
+        fig.colorbar(image, ax=axis, label="training draws")
+    fig.suptitle(f"{dataset.name} ({dataset.source}): {CORRELATION_DRAWS:,} training draws, "
+                 f"{correlation.describe(parsed)}\n(the independent grid, from which evaluation always draws, "
+                 "would fill every cell equally)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
 
 
 def _shape_names(dataset) -> tuple[str, ...] | None:

@@ -17,7 +17,15 @@ name               family                                          parameters (r
 ``dip_vae_i``      DIP-VAE-I (Kumar et al. 2018)                   ``lambda_od``, ``lambda_d_factor`` (10)
 ``dip_vae_ii``     DIP-VAE-II (Kumar et al. 2018)                  ``lambda_od``, ``lambda_d_factor`` (1)
 ``beta_tc_vae``    beta-TCVAE (Chen et al. 2018)                   ``beta``
+``ada_gvae``       Ada-GVAE (Locatello et al. 2020), on pairs      ``beta``, ``k`` (-1: random),
+                                                                   ``pairs`` ("reference")
+``ada_ml_vae``     Ada-ML-VAE (Locatello et al. 2020), on pairs    as ``ada_gvae``
+``gvae``           GVAE, told the changed factor (label variant)   as ``ada_gvae``
+``ml_vae``         ML-VAE, told the changed factor                 as ``ada_gvae``
 =================  ==============================================  ===================================
+
+The weakly-supervised ones (``data_kind = "pairs"``) train on pairs of images that differ in a few
+factors (:mod:`disent_bench.data.pairs`); they are scored on single images like every other model.
  Users add models either with
 the :func:`register` class decorator or, without registering, by naming the class as
 ``"package.module:ClassName"`` (a subclass of :class:`BaseModel`).
@@ -31,16 +39,20 @@ import inspect
 from typing import Any, Callable, TypeVar
 
 from disent_bench.errors import UserError
+from disent_bench.models.ada_gvae import AdaGVAE
+from disent_bench.models.ada_ml_vae import AdaMLVAE
 from disent_bench.models.annealed_vae import AnnealedVAE
 from disent_bench.models.base import (AuxiliaryOptimizer, BaseModel, bernoulli_reconstruction, gaussian_kl,
                                       reparameterise)
 from disent_bench.models.beta_tc_vae import BetaTCVAE
 from disent_bench.models.dip_vae import DipVAEI, DipVAEII
 from disent_bench.models.factor_vae import FactorVAE
+from disent_bench.models.gvae import GVAE
+from disent_bench.models.ml_vae import MLVAE
 from disent_bench.models.vae import AE, VAE, BetaVAE, GaussianVAE
 
 __all__ = ["BaseModel", "AuxiliaryOptimizer", "GaussianVAE", "AE", "VAE", "BetaVAE", "BetaTCVAE", "FactorVAE",
-           "DipVAEI", "DipVAEII", "AnnealedVAE", "available", "register", "build", "resolve",
+           "DipVAEI", "DipVAEII", "AnnealedVAE", "AdaGVAE", "AdaMLVAE", "GVAE", "MLVAE", "available", "register", "build", "resolve",
            "bernoulli_reconstruction", "gaussian_kl", "reparameterise"]
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
@@ -76,6 +88,11 @@ register("factor_vae")(FactorVAE)
 register("dip_vae_i")(DipVAEI)
 register("dip_vae_ii")(DipVAEII)
 register("beta_tc_vae")(BetaTCVAE)
+# Weakly supervised on pairs (Locatello et al. 2020): trained on pairs of images, evaluated like the others.
+register("ada_gvae")(AdaGVAE)
+register("ada_ml_vae")(AdaMLVAE)
+register("gvae")(GVAE)
+register("ml_vae")(MLVAE)
 
 
 def available() -> list[str]:

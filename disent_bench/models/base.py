@@ -70,6 +70,16 @@ class BaseModel(nn.Module):
 
     #: Set by :func:`disent_bench.models.register` on the class it decorates.
     registered_name: ClassVar[str | None] = None
+    #: What a training step feeds :meth:`loss`: ``"images"`` (a batch ``(B, C, H, W)``) or ``"pairs"``
+    #: (``(B, 2, C, H, W)`` pairs that differ in a few factors, and ``labels=`` the last changed factor of each;
+    #: the weakly-supervised models, :mod:`disent_bench.models.weak`).
+    data_kind: ClassVar[str] = "images"
+
+    @classmethod
+    def images_per_example(cls) -> int:
+        """Images in one example of a training batch: 2 for a model trained on pairs, else 1 (what throughput
+        figures count: a pair is two images)."""
+        return 2 if cls.data_kind == "pairs" else 1
 
     def __init__(self, *, in_channels: int, latent_dim: int = 10, **params: Any) -> None:
         super().__init__()

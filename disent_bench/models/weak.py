@@ -75,7 +75,7 @@ _LOG_2 = math.log(2.0)
 # -- the divergence between the two posteriors of a pair ---------------------------------------------
 def pair_divergence(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
                     logvar2: torch.Tensor) -> torch.Tensor:
-    """Per dimension ``2 KL(N(mu1, v1) || N(mu2, v2))`` = ``v1/v2 + (mu2 - mu1)^2/v2 - 1 + lv2 - lv1`` (reference's ``compute_kl``)."""
+    """Per dimension ``2 KL(N(mu1, v1) || N(mu2, v2)) = v1/v2 + (mu2 - mu1)^2/v2 - 1 + lv2 - lv1`` (``compute_kl``)."""
     return torch.exp(logvar1 - logvar2) + (mu2 - mu1).square() * torch.exp(-logvar2) - 1.0 + logvar2 - logvar1
 
 
@@ -105,7 +105,7 @@ def ml_vae_average(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
 
 def product_of_experts(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
                        logvar2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact product of the two Gaussian experts: ``v = v1 v2/(v1 + v2)`` (an option; see :func:`ml_vae_average`)."""
+    """The exact product of the two Gaussian experts, ``v = v1 v2/(v1 + v2)`` (an option; :func:`ml_vae_average`)."""
     mu, logvar = ml_vae_average(mu1, logvar1, mu2, logvar2)
     return mu, logvar - _LOG_2
 
@@ -127,7 +127,7 @@ def adaptive_own_dims(delta: torch.Tensor) -> torch.Tensor:
 
 
 def label_own_dims(labels: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """Boolean ``(B, latent_dim)``: only dim ``labels[b]`` is own, every other dim shared (reference's ``aggregate_labels``).
+    """Boolean ``(B, latent_dim)``: only dim ``labels[b]`` is own, every other dim shared (``aggregate_labels``).
 
     As the reference (``one_hot`` of depth ``latent_dim``, then "own where equal to the row's maximum"), a
     label outside ``[0, latent_dim)`` gives an all-zero row whose maximum 0 matches everywhere: all own.
@@ -230,7 +230,7 @@ class WeakVAE(GaussianVAE):
 
     def draw_noise(self, batch_size: int, generator: torch.Generator | None, device: torch.device,
                    dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """``eps`` ~ N(0, I) of shape ``(2 batch_size, D)``: rows ``[0, B)`` for the first images, ``[B, 2B)`` the second."""
+        """``eps`` ~ N(0, I), ``(2 batch_size, D)``: rows ``[0, B)`` for the first images, ``[B, 2B)`` the second."""
         return {"eps": torch.randn((2 * batch_size, self.latent_dim), generator=generator, device=device,
                                    dtype=dtype)}
 

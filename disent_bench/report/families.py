@@ -21,6 +21,11 @@ from typing import Any
 
 from disent_bench.report.tex import tex_escape
 
+#: The report's name for the supervision of the models trained on pairs (a section of its own).
+WEAK_PAIRS = "weak: pairs"
+#: How parameter values read in labels, where a number stands for a word.
+VALUE_NAMES = {"k": {-1: "rnd"}}
+
 #: hparams every model has that do not tell settings of one family apart.
 STRUCTURAL_HPARAMS = ("name", "in_channels", "latent_dim")
 
@@ -36,6 +41,8 @@ class Family:
     meaning: str = ""               # what the parameter does, for axis labels
     fixed: Mapping[str, float] = field(default_factory=dict)  # reference values of its other hparams
     larger_is_weaker: bool = False  # True where a larger value regularises less (a larger KL capacity)
+    shown: tuple[str, ...] = ()     # parameters every label names, whatever their value (Ada-GVAE's k)
+    supervision: str = ""           # "" (unsupervised) or how it is supervised ("weak: pairs")
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -52,6 +59,16 @@ FAMILIES: tuple[Family, ...] = (
     Family("annealed_vae", "AnnealedVAE", "AnnealedVAE", "c_max", "C_max", r"C_{max}",
            "final KL capacity, nats; larger is weaker", {"gamma": 1000.0, "iteration_threshold": 100000.0},
            larger_is_weaker=True),
+    # Weakly supervised on pairs (Locatello et al. 2020): k (factors changed per pair, "rnd" = random) always
+    # named; the pair rule only when it is the paper's rather than the reference code's.
+    Family("ada_gvae", "Ada-GVAE", "Ada-GVAE", "beta", "β", r"\beta", "KL weight", {"pairs": "reference"},
+           shown=("k",), supervision=WEAK_PAIRS),
+    Family("ada_ml_vae", "Ada-ML-VAE", "Ada-ML-VAE", "beta", "β", r"\beta", "KL weight", {"pairs": "reference"},
+           shown=("k",), supervision=WEAK_PAIRS),
+    Family("gvae", "GVAE", "GVAE", "beta", "β", r"\beta", "KL weight", {"pairs": "reference"},
+           shown=("k",), supervision=WEAK_PAIRS),
+    Family("ml_vae", "ML-VAE", "ML-VAE", "beta", "β", r"\beta", "KL weight", {"pairs": "reference"},
+           shown=("k",), supervision=WEAK_PAIRS),
 )
 BY_MODEL = {f.model: f for f in FAMILIES}
 BY_DISPLAY = {f.display: f for f in FAMILIES}
@@ -104,7 +121,7 @@ def describe(model: str, params: Mapping[str, Any], varying: set[str] | frozense
     if family is not None:
         sweep = family.parameter if family.parameter in params else None
         extra = [k for k in sorted(params) if k != sweep and
-                 ((k in family.fixed and not _same(params[k], family.fixed[k])) or
+                 (k in family.shown or (k in family.fixed and not _same(params[k], family.fixed[k])) or
                   (k not in family.fixed and k in varying))]
         order = FAMILIES.index(family)
         display, display_tex = family.display, family.display_tex
@@ -116,16 +133,27 @@ def describe(model: str, params: Mapping[str, Any], varying: set[str] | frozense
         order = len(FAMILIES)
         display, display_tex = model, tex_escape(model)
         symbol, symbol_tex = (sweep or ""), tex_escape(sweep or "")
-    variant = [f"{k} = {format_value(params[k])}" for k in extra]
+    variant = [f"{k} = {_value_name(k, params[k])}" for k in extra]
     bits = ([f"{symbol} = {format_value(params[sweep])}"] if sweep else []) + variant
     bits_tex = ([f"${symbol_tex} = {format_value(params[sweep])}$"] if sweep else []) + \
-        [f"{tex_escape(k)} $= {tex_escape(format_value(params[k]))}$" for k in extra]
+        [f"{tex_escape(k)} $= {tex_escape(_value_name(k, params[k]))}$" for k in extra]
     value = float(params[sweep]) if sweep and _numeric(params[sweep]) else math.nan
     return Setting(
         family=display, order=order, sweep_param=sweep, sweep_value=value, variant=", ".join(variant),
         label=display + (f" ({', '.join(bits)})" if bits else ""),
         label_tex=display_tex + (f" ({', '.join(bits_tex)})" if bits_tex else ""),
     )
+
+
+def _value_name(key: str, value: Any) -> str:
+    names = VALUE_NAMES.get(key, {})
+    return names[value] if _numeric(value) and value in names else format_value(value)
+
+
+def supervision(model: str) -> str:
+    """How ``model`` is supervised, as the report's sections say it ("" for the unsupervised ones)."""
+    family = BY_MODEL.get(model)
+    return family.supervision if family is not None else ""
 
 
 def display_tex(family: str) -> str:

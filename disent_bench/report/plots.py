@@ -63,7 +63,9 @@ def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def slug(*parts: object) -> str:
-    return "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", str(p)).strip("_") for p in parts)
+    """A file-name stem from ``parts``; empty parts (a section's default training data and supervision)
+    are left out, so adding such a section key renames no existing figure."""
+    return "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", str(p)).strip("_") for p in parts if str(p) != "")
 
 
 def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> dict[str, Path]:

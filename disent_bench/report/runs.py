@@ -22,13 +22,17 @@ import numpy as np
 import pandas as pd
 
 from disent_bench.metrics import PRESETS
-from disent_bench.report.families import describe, model_params, varying_params
+from disent_bench.data import correlation
+from disent_bench.report.families import describe, model_params, supervision, varying_params
 from disent_bench.run_store import is_done, read_metrics
 
 #: Columns that identify a group of runs differing only by seed (plus varying settings, see setting_columns).
 # Runs are only summarised together when all of these agree; "metric_settings" is a short id of the
 # grid's per-metric overrides of the preset (sample sizes), listed in the provenance header.
-SECTION_COLUMNS = ["dataset", "source", "preset", "metric_settings", "representation"]
+# "training_data": how training batches were drawn ("" for the independent grid, else e.g. "correlated:
+# posX~posY σ=0.2"); "supervision": "" for unsupervised models, "weak: pairs" for models trained on pairs.
+# Evaluation is the same for all, but runs of different training data or supervision are never averaged.
+SECTION_COLUMNS = ["dataset", "source", "training_data", "supervision", "preset", "metric_settings", "representation"]
 SETTING_CANDIDATES = ["latent_dim", "steps", "batch_size", "lr"]
 
 #: The one score per metric shown in summary.md/.tex and in plots, in display order, with its label.
@@ -89,11 +93,14 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
             beta = 1.0  # a VAE is a beta-VAE with beta = 1
         dataset = prov.get("dataset", {})
         train = record.get("train", {})
+        correlations = config.get("dataset", {}).get("correlations") or []
         base = {
             "run_id": record.get("run_id", directory.name),
             "benchmark": config.get("benchmark"),
             "dataset": dataset.get("name", config.get("dataset", {}).get("name")),
             "source": dataset.get("source", config.get("dataset", {}).get("source")),
+            "training_data": _training_data(correlations),
+            "supervision": supervision(model_name),
             "source_requested": config.get("dataset", {}).get("source"),
             "dataset_checksum": dataset.get("checksum"),
             "model": model_name,
@@ -154,6 +161,15 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
         frame = frame.drop(columns="_order").reset_index(drop=True)
         frame = _drop_superseded(frame)
     return frame
+
+
+def _training_data(entries: list[dict]) -> str:
+    """How a run's training batches were drawn, for its section: "" (the independent grid) or
+    "correlated: posX~posY σ=0.2" from the canonical ``correlations`` of its configuration."""
+    if not entries:
+        return ""
+    names = list(dict.fromkeys(name for entry in entries for name in entry["factors"]))
+    return correlation.describe(correlation.parse_correlations(entries, names))
 
 
 def per_run(frame: pd.DataFrame) -> pd.DataFrame:
@@ -241,6 +257,9 @@ def family_names(frame: pd.DataFrame) -> pd.Series:
 def section_title(section: dict[str, Any]) -> str:
     source = section["source"]
     tag = "SYNTHETIC data" if source == "synthetic" else f"{source} data"
+    for key in ("training_data", "supervision"):  # empty for the unsupervised study on the independent grid
+        if section.get(key):
+            tag += f", {section[key]}"
     settings = "" if section.get("metric_settings", "preset") == "preset" else f" ({section['metric_settings']})"
     return (f"{section['dataset']} ({tag}), {section['preset']} metric preset{settings}, "
             f"{section['representation']} representation")

@@ -49,8 +49,9 @@ KL_THRESHOLD = 0.01
 COLUMNS = {"lasso": "udr.lasso", "spearman": "udr.spearman"}
 CACHE_DIR = "udr"
 CACHE_VERSION = 1
-#: What tells two settings apart (besides the model's parameters, which its label names).
-SETTING_KEYS = ["dataset", "source", "model", "label", "latent_dim", *SETTING_CANDIDATES]
+#: What tells two settings apart (besides the model's parameters, which its label names): correlated training
+#: data is another setting of the same model.
+SETTING_KEYS = ["dataset", "source", "training_data", "model", "label", "latent_dim", *SETTING_CANDIDATES]
 
 
 def setting_groups(frame: pd.DataFrame) -> list[list[str]]:
@@ -113,6 +114,8 @@ def add_udr(frame: pd.DataFrame, results_dir: str | Path, *, progress: bool = Tr
     results_dir = Path(results_dir)
     groups, missing = [], 0
     for run_ids in setting_groups(frame):
+        if len(run_ids) < 2:
+            continue  # one seed: nothing to score it against, with or without its model
         present = [r for r in run_ids if (results_dir / "runs" / r / "checkpoint.pt").is_file()]
         missing += len(run_ids) - len(present)
         if len(present) >= 2:

@@ -124,7 +124,9 @@ def prepare(run: RunSpec, directory: Path, *, progress: bool) -> Prepared:
     timing = {"data": time.perf_counter() - t_data}
     model = models.build(run.model["name"], in_channels=dataset.num_channels,
                          latent_dim=run.model["latent_dim"], **run.model["params"])
-    config = TrainConfig(**{**run.train, "device": str(device)})
+    # Correlated training data changes how the trainer draws batches, never what the metrics see.
+    config = TrainConfig(**{**run.train, "device": str(device),
+                            "correlations": tuple(run.dataset.get("correlations", ()))})
     return Prepared(run, directory, device, dataset, model, config, timing)
 
 

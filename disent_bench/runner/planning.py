@@ -16,6 +16,7 @@ import torch
 
 from disent_bench import data, models
 from disent_bench.devices import resolve_device
+from disent_bench.errors import UserError
 from disent_bench.grid import RunSpec
 from disent_bench.run_store import METRICS, read_metrics, run_status
 from disent_bench.train import (TrainConfig, loss_takes_step, make_optimizers, prepare_model, training_step,
@@ -40,12 +41,21 @@ def stored_speeds(out_dir: str | os.PathLike) -> dict[str, dict[str, float]]:
             train = record["train"]
             entry = speeds.setdefault(key, {"images_per_second": [], "eval_seconds": []})
             if train.get("steps_this_attempt") and train.get("seconds_this_attempt"):
-                entry["images_per_second"].append(
-                    train["steps_this_attempt"] * config["train"]["batch_size"] / train["seconds_this_attempt"])
+                entry["images_per_second"].append(train["steps_this_attempt"] * config["train"]["batch_size"]
+                                                  * _images_per_example(config["model"]["name"])
+                                                  / train["seconds_this_attempt"])
             entry["eval_seconds"].append(sum(record.get("eval", {}).get("seconds", {}).values()))
         except (KeyError, TypeError, ZeroDivisionError):
             continue
     return {k: {name: statistics.median(vals) for name, vals in v.items() if vals} for k, v in speeds.items()}
+
+
+def _images_per_example(model_name: str) -> int:
+    """2 for a model trained on pairs (a pair is two images), else 1; 1 for a model that cannot be loaded."""
+    try:
+        return models.resolve(model_name).images_per_example()
+    except UserError:
+        return 1
 
 
 def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
@@ -60,13 +70,18 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
     optimizers = make_optimizers(model, config)
     takes_step = loss_takes_step(model)
     batch = int(run.train["batch_size"])
+    per_example = model.images_per_example()  # a pair model's example is two images
     generator = torch.Generator().manual_seed(0)
-    x = (torch.rand(batch, channels, height, width, generator=generator) > 0.5).float().to(device)
+    x = (torch.rand(batch * per_example, channels, height, width, generator=generator) > 0.5).float().to(device)
     if use_channels_last(config, device):
         x = x.contiguous(memory_format=torch.channels_last)
+    extra = {}
+    if per_example == 2:
+        x = x.reshape(2, batch, channels, height, width).transpose(0, 1)
+        extra = {"labels": torch.zeros(batch, dtype=torch.int64, device=device)}
 
     def step() -> None:
-        training_step(model, optimizers, x, None, 0, takes_step)
+        training_step(model, optimizers, x, None, 0, takes_step, extra)
 
     step()
     if device.type == "cuda":
@@ -76,7 +91,7 @@ def measure_images_per_second(run: RunSpec, steps: int = 3) -> float:
         step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return steps * batch / (time.perf_counter() - start)
+    return steps * batch * per_example / (time.perf_counter() - start)
 
 
 def plan(runs: list[RunSpec], out_dir: str | os.PathLike, *, measure: bool = True) -> list[dict[str, Any]]:
@@ -100,7 +115,8 @@ def plan(runs: list[RunSpec], out_dir: str | os.PathLike, *, measure: bool = Tru
                 measured[key] = measure_images_per_second(run)
             ips, source = measured[key], "measured"
         remaining_steps = 0 if status in ("done", "rescore") else int(run.train["steps"]) - int(step or 0)
-        train_s = remaining_steps * int(run.train["batch_size"]) / ips if ips and remaining_steps else 0.0
+        images = remaining_steps * int(run.train["batch_size"]) * _images_per_example(run.model["name"])
+        train_s = images / ips if ips and remaining_steps else 0.0
         eval_s = speed.get("eval_seconds") if status != "done" else 0.0
         rows.append({"run": run, "status": status, "step": step, "remaining_steps": remaining_steps,
                      "images_per_second": ips, "speed_source": source,

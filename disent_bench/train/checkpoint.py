@@ -31,7 +31,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "disent-bench-checkpoint"
 VERSION = 1
 # Settings a resumed run must share with its checkpoint, or it would not continue the same run.
-_RESUME_KEYS = ("batch_size", "lr", "betas", "eps", "seed", "init_from_seed")
+_RESUME_KEYS = ("batch_size", "lr", "betas", "eps", "seed", "init_from_seed", "correlations")
+_RESUME_DEFAULTS = {"correlations": ()}
 # Independent random streams derived from the seed (numpy SeedSequence spawn keys).
 STREAM_INIT, STREAM_SAMPLE, STREAM_NOISE = 0, 1, 2
 
@@ -89,7 +90,9 @@ def check_resumable(path: Path, state: dict[str, Any], model: BaseModel, dataset
                         f"being trained ({model.hparams}); use another run directory or delete the checkpoint")
     saved = state["config"]
     for key in _RESUME_KEYS:
-        old, new = saved.get(key), getattr(config, key)
+        # A key a later version added: a checkpoint without it was trained with its default.
+        old = saved.get(key, _RESUME_DEFAULTS.get(key))
+        new = getattr(config, key)
         if isinstance(old, list):
             old = tuple(old)
         if old != new:

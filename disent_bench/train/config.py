@@ -35,10 +35,15 @@ class TrainConfig:
     log_every: int = 100
     init_from_seed: bool = True
     channels_last: bool | None = None
+    #: Correlated training data (Träuble et al. 2021): the grid's ``[[datasets]] correlations`` entries, which
+    #: change how training batches are drawn (never the evaluation); () draws uniformly, as the reference.
+    correlations: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.betas, list):
             self.betas = tuple(self.betas)
+        if isinstance(self.correlations, list):
+            self.correlations = tuple(self.correlations)
         self.validate()
 
     def validate(self) -> None:
@@ -67,6 +72,8 @@ class TrainConfig:
         for key in ("init_from_seed",):
             if not isinstance(getattr(self, key), bool):
                 raise UserError(f"training setting {key} must be true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.correlations, tuple) or not all(isinstance(c, dict) for c in self.correlations):
+            raise UserError(f"training setting correlations must be a list of tables, got {self.correlations!r}")
         if self.channels_last is not None and not isinstance(self.channels_last, bool):
             raise UserError(f"training setting channels_last must be true, false or unset, got {self.channels_last!r}")
 
@@ -81,8 +88,9 @@ class TrainConfig:
         if unknown:
             raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
         values = dict(mapping)
-        if isinstance(values.get("betas"), list):
-            values["betas"] = tuple(values["betas"])
+        for key in ("betas", "correlations"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
         return cls(**values)
 
 

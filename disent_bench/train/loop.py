@@ -1,7 +1,9 @@
 """The training loop: deterministic, resumable, visible, and as fast as a bare optimiser loop.
 
 Protocol of the reference study (Locatello et al. 2019, disentanglement_lib): every step draws
-``batch_size`` images uniformly with replacement from the whole dataset, and Adam (lr 1e-4, betas
+``batch_size`` images uniformly with replacement from the whole dataset (or, for the weakly-supervised
+models, ``batch_size`` pairs; on correlated training data, with the grid's weights: see
+:mod:`disent_bench.train.sampling`), and Adam (lr 1e-4, betas
 (0.9, 0.999), eps 1e-8) takes one step on the batch-mean loss; 300,000 steps of batch 64. Models with
 auxiliary networks (FactorVAE's discriminator) update them by their own optimiser in the same step
 (:mod:`disent_bench.train.optimizers`); losses that follow a schedule get the step.
@@ -24,14 +26,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from disent_bench.data.base import GroundTruthData
 from disent_bench.models import BaseModel
 from disent_bench.progress import ProgressReporter
 from disent_bench.train.config import TrainConfig, TrainResult
 from disent_bench.train.devices import prepare_model
 from disent_bench.train.optimizers import loss_takes_step, make_optimizers, training_step
+from disent_bench.train.sampling import draw_step_input, training_weights
 from disent_bench.train.session import RunSession, cpu_state_dict
 
 __all__ = ["train"]
@@ -62,13 +63,12 @@ def train(model: BaseModel, dataset: GroundTruthData, config: TrainConfig | None
         states = optimizers.state_dict()
         return session.checkpoint_state(cpu_state_dict(model), states["main"], states["auxiliary"])
 
-    num_images = len(dataset)
+    weights = training_weights(dataset, config, device)  # None: the uniform draw of the reference
     model.train()
     with ProgressReporter(f"train {session.name}", config.steps, enabled=progress, completed=session.step) as reporter:
         while not session.finished:
-            indices = torch.randint(num_images, (config.batch_size,), generator=session.sample_gen, device=device)
-            images = dataset.batch(indices, device)
-            losses = training_step(model, optimizers, images, session.noise_gen, session.step, takes_step)
+            images, extra = draw_step_input(model, dataset, config.batch_size, session.sample_gen, device, weights)
+            losses = training_step(model, optimizers, images, session.noise_gen, session.step, takes_step, extra)
             session.record_step(losses)
             reporter.update(1, **session.end_step(checkpoint_state))
     return session.finish(checkpoint_state)

@@ -111,11 +111,14 @@ def loss_takes_step(model: BaseModel) -> bool:
 
 
 def training_step(model: BaseModel, optimizers: Optimizers, images: torch.Tensor,
-                  generator: torch.Generator | None, step: int, takes_step: bool) -> dict[str, torch.Tensor]:
-    """One update of every optimiser from ``images``; returns the loss dict (with its graph released)."""
+                  generator: torch.Generator | None, step: int, takes_step: bool,
+                  extra: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """One update of every optimiser from ``images`` (and ``extra`` keyword arguments of the loss, e.g. a
+    pair model's ``labels``); returns the loss dict (with its graph released)."""
+    extra = extra or {}
     if takes_step:
-        losses = model.loss(images, generator=generator, step=step)
+        losses = model.loss(images, generator=generator, step=step, **extra)
     else:
-        losses = model.loss(images, generator=generator)
+        losses = model.loss(images, generator=generator, **extra)
     optimizers.step(losses)
     return losses

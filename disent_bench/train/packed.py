@@ -48,6 +48,7 @@ from disent_bench.progress import ProgressReporter
 from disent_bench.train.config import TrainConfig, TrainResult
 from disent_bench.train.devices import prepare_model
 from disent_bench.train.optimizers import Optimizers
+from disent_bench.train.sampling import draw_indices, training_weights
 from disent_bench.train.session import RunSession
 
 __all__ = ["train_packed", "pack_problem", "class_pack_problem", "pack_key"]
@@ -193,6 +194,7 @@ def train_packed(models: Sequence[BaseModel], dataset: GroundTruthData, configs:
     pack = _Pack([models[k] for k in active], config, device, [sessions[k].optimizer_states() for k in active])
     pending: torch.Tensor | None = None
     num_images, batch = len(dataset), config.batch_size
+    weights = training_weights(dataset, config, device)  # the members share their dataset and its correlations
     name = models[0].hparams.get("name", type(models[0]).__name__)
     dtype = next(models[0].parameters()).dtype
 
@@ -206,7 +208,7 @@ def train_packed(models: Sequence[BaseModel], dataset: GroundTruthData, configs:
                           completed=sessions[0].step) as reporter:
         while active and not sessions[active[0]].finished:
             step = sessions[active[0]].step
-            member_indices = [torch.randint(num_images, (batch,), generator=sessions[k].sample_gen, device=device)
+            member_indices = [draw_indices(num_images, batch, sessions[k].sample_gen, device, weights)
                               for k in active]
             if dataset.has_nuisance:
                 # Nuisance is keyed on each batch's own indices: gather each run's batch as it would alone.

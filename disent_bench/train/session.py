@@ -51,6 +51,8 @@ class RunSession:
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
         self.log_path = self.run_dir / LOG_NAME if self.run_dir is not None else None
         self.name = model.hparams.get("name", type(model).__name__)
+        # A step's images: batch_size, or twice that for a model trained on pairs (a pair is two images).
+        self.images_per_step = config.batch_size * model.images_per_example()
 
         saved = None
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
@@ -164,7 +166,8 @@ class RunSession:
             means = (self.pending / self.pending_steps).tolist()  # the one host sync, every log_every steps
             now = time.perf_counter()
             row = {"step": step, "loss": means[0], **dict(zip(self.terms, means[1:])),
-                   "images_per_s": (step - self.interval_step) * config.batch_size / max(now - self.interval_start, 1e-9),
+                   "images_per_s": (step - self.interval_step) * self.images_per_step
+                                   / max(now - self.interval_start, 1e-9),
                    "elapsed": self.elapsed_before + now - self.start}
             self.log.append(row)
             steps_in_row = self.pending_steps
@@ -220,10 +223,10 @@ class RunSession:
             write_checkpoint(self.checkpoint_path, checkpoint_state())  # steps=0: still leave a loadable model
         self.model.eval()
         steps_run = self.step - self.start_step
-        batch_size = self.config.batch_size
         return TrainResult(model=self.model, step=self.step, start_step=self.start_step, log=self.log,
                            seconds=self.seconds,
-                           images_per_s=steps_run * batch_size / self.seconds if steps_run and self.seconds > 0 else 0.0,
+                           images_per_s=(steps_run * self.images_per_step / self.seconds
+                                         if steps_run and self.seconds > 0 else 0.0),
                            device=str(self.device), checkpoint_path=self.checkpoint_path,
                            final=dict(self.log[-1]) if self.log else {})
 
