@@ -31,6 +31,7 @@ from disent_bench.errors import UserError
 from disent_bench.train import (TrainConfig, loss_takes_step, make_optimizers, prepare_model, resolve_device,
                                 train, training_step, use_channels_last)
 from disent_bench.train.packed import train_packed
+from disent_bench.train.sampling import draw_step_input
 
 __all__ = ["measure_speed", "measure_pack_speed", "speed_dataset"]
 
@@ -40,11 +41,13 @@ def speed_dataset(channels: int = 1, num_images: int = 4096, seed: int = 0) -> G
     if channels not in (1, 3):
         raise UserError(f"speed: channels must be 1 or 3, got {channels}")
     rng = np.random.default_rng(seed)
+    # Three factors of 16 values (4096 images) so that pairs can differ in some and agree on others.
+    names, sizes = (["a", "b", "c"], [16, 16, 16]) if num_images == 4096 else (["index"], [num_images])
     if channels == 1:
         store = rng.integers(0, 256, size=(num_images, 64, 8), dtype=np.uint8)
-        return GroundTruthData("speed_random", "synthetic", ["index"], [num_images], store, packed_bits=True)
+        return GroundTruthData("speed_random", "synthetic", names, sizes, store, packed_bits=True)
     store = rng.integers(0, 256, size=(num_images, 64, 64, 3), dtype=np.uint8)
-    return GroundTruthData("speed_random", "synthetic", ["index"], [num_images], store)
+    return GroundTruthData("speed_random", "synthetic", names, sizes, store)
 
 
 def _sync(device: torch.device) -> None:
@@ -98,7 +101,8 @@ def _measure(device, batch_size: int, steps: int, repeats: int, model: str, chan
              encode_batch_size: int, channels_last: bool | None, seed: int) -> dict[str, Any]:
     torch_device = resolve_device(device)
     dataset = speed_dataset(channels)
-    params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") else {}
+    pairs = models.resolve(model).images_per_example() == 2  # a weak model: trained on pairs, beta and k = random
+    params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") or pairs else {}
     config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, device=str(torch_device),
                          log_every=steps, checkpoint_every=steps, channels_last=channels_last)
 
@@ -108,14 +112,18 @@ def _measure(device, batch_size: int, steps: int, repeats: int, model: str, chan
     bare_optimizers = make_optimizers(bare_model, config)
     takes_step = loss_takes_step(bare_model)
     noise = torch.Generator(device=torch_device).manual_seed(seed)
-    indices = torch.randint(len(dataset), (batch_size,), generator=torch.Generator().manual_seed(seed))
-    batch = dataset.batch(indices, torch_device)
+    # One step's input drawn up front, as the loop draws it (a weak model's: pairs and their labels).
+    batch, extra = draw_step_input(bare_model, dataset, batch_size, torch.Generator().manual_seed(seed),
+                                   torch.device("cpu"), None)
+    batch = batch.to(torch_device)
+    extra = {key: value.to(torch_device) for key, value in extra.items()}
+    per_step = batch_size * bare_model.images_per_example()  # a pair is two images
 
     def bare(n: int) -> tuple[float, float]:
         _sync(torch_device)
         start, cpu_start = time.perf_counter(), time.process_time()
         for i in range(n):
-            training_step(bare_model, bare_optimizers, batch, noise, i, takes_step)
+            training_step(bare_model, bare_optimizers, batch, noise, i, takes_step, extra)
         _sync(torch_device)
         return time.perf_counter() - start, time.process_time() - cpu_start
 
@@ -141,8 +149,8 @@ def _measure(device, batch_size: int, steps: int, repeats: int, model: str, chan
         # A train() call of no steps: the set-up every call pays once (weights drawn from the seed,
         # memory layout, optimisers), which a short timing counts against the loop.
         _, setup_cpu = loop(0)
-        train_rates.append(steps * batch_size / t)
-        bare_rates.append(steps * batch_size / b)
+        train_rates.append(steps * per_step / t)
+        bare_rates.append(steps * per_step / b)
         ratios.append(train_rates[-1] / bare_rates[-1])
         cpu_ratios.append(b_cpu / t_cpu if t_cpu > 0 else float("nan"))
         setups.append(setup_cpu)
@@ -216,7 +224,8 @@ def measure_pack_speed(device: str | torch.device = "auto", pack: int = 4, batch
             torch.set_num_threads(threads)
         torch_device = resolve_device(device)
         dataset = speed_dataset(channels)
-        params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") else {}
+        pairs = models.resolve(model).images_per_example() == 2  # a weak model: trained on pairs, beta and k = random
+    params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") or pairs else {}
 
         def config(n: int, s: int) -> TrainConfig:
             return TrainConfig(steps=n, batch_size=batch_size, seed=s, device=str(torch_device), log_every=n,

@@ -138,3 +138,17 @@ def test_data_show_draws_the_joint_histogram_of_training_draws(tmp_path):
     bad = subprocess.run([*cli, "--out", str(out), "--correlations", "posX,posW,0.2"], capture_output=True,
                          text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "posW" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_correlated_runs_packed_give_the_numbers_they_give_alone(tmp_path):
+    results = {}
+    for pack in (1, 2):
+        grid = tiny_grid(tmp_path / f"pack{pack}.toml", seeds=(0, 1), datasets=(CORRELATED,),
+                         models=({"name": "beta_vae", "beta": 4},), benchmark={"pack": pack})
+        results[pack] = run_locally(grid, tmp_path / f"pack{pack}" / "results")["scores"]
+    # Packed training differs from training alone only in rounding (tests/test_train_packed.py); a pack that
+    # drew its batches uniformly instead of by the correlated weights would train on other images entirely.
+    assert results[1].keys() == results[2].keys() and len(results[1]) == 2
+    for run_id, by_rep in results[1].items():
+        for key, value in by_rep["mean"].items():
+            assert results[2][run_id]["mean"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
