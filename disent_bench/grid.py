@@ -488,8 +488,9 @@ def expand(grid: Grid) -> list[RunSpec]:
                     merged = {**grid.train, **overrides}
                     label = {k: merged[k] for k in expanded_train}
                     latent_dim = merged.pop("latent_dim", 10)
+                    # correlations: the dataset's, in run.dataset (the runner hands them to the trainer)
                     train = {k: v for k, v in train_defaults.items()
-                             if k not in ("seed", "device", "progress")}
+                             if k not in ("seed", "device", "progress", "correlations")}
                     train.update(merged)
                     if isinstance(train.get("betas"), tuple):
                         train["betas"] = list(train["betas"])

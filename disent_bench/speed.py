@@ -224,8 +224,7 @@ def measure_pack_speed(device: str | torch.device = "auto", pack: int = 4, batch
             torch.set_num_threads(threads)
         torch_device = resolve_device(device)
         dataset = speed_dataset(channels)
-        pairs = models.resolve(model).images_per_example() == 2  # a weak model: trained on pairs, beta and k = random
-    params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") or pairs else {}
+        params = {"beta": 4.0} if model in ("beta_vae", "beta_tc_vae") else {}
 
         def config(n: int, s: int) -> TrainConfig:
             return TrainConfig(steps=n, batch_size=batch_size, seed=s, device=str(torch_device), log_every=n,

@@ -256,7 +256,9 @@ def test_evaluates_on_single_images_like_the_unsupervised_models(cls):
 @pytest.mark.parametrize("cls", FAMILIES)
 def test_hparams_rebuild_the_same_model(cls):
     model = cls(in_channels=1, latent_dim=8, beta=6, k="random", pairs="paper")
-    assert model.hparams == {"name": f"{cls.__module__}:{cls.__qualname__}", "in_channels": 1, "latent_dim": 8,
+    # registered (disent_bench.models): the registry's name, else the class's import path
+    name = cls.registered_name or f"{cls.__module__}:{cls.__qualname__}"
+    assert model.hparams == {"name": name, "in_channels": 1, "latent_dim": 8,
                              "beta": 6.0, "k": -1, "pairs": "paper"}
     assert (model.k, model.pairs, model.beta, model.hyper_parameter_names) == (-1, "paper", 6.0, ("beta",))
     rebuilt = models.build(**model.hparams)
