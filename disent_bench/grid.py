@@ -494,7 +494,7 @@ def expand(grid: Grid) -> list[RunSpec]:
                     train.update(merged)
                     if isinstance(train.get("betas"), tuple):
                         train["betas"] = list(train["betas"])
-                    model_cfg = {"name": model["name"], "latent_dim": latent_dim, "params": dict(params)}
+                    model_cfg = {"name": model["name"], "latent_dim": latent_dim, "params": _spelled(model["name"], params)}
                     for seed in grid.seeds:
                         rid = run_id(dataset, model_cfg, train, seed, label, train_defaults)
                         runs.append(RunSpec(
@@ -531,6 +531,19 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                         raise where.error(f"models[{i}]", _parameter_problem(model["name"], params, exc)) from None
                     except (ImportError, AttributeError) as exc:
                         raise where.error(f"models[{i}].name", f"cannot load user model {model['name']!r}: {exc}") from None
+
+
+def _spelled(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with one spelling per value where a model reads two as one: a pair model's ``k = -1`` is its
+    ``k = "random"``, so both spellings give one run (one id)."""
+    out = dict(params)
+    if out.get("k") == -1 and not isinstance(out["k"], bool):
+        try:
+            if model_registry.resolve(name).images_per_example() == 2:
+                out["k"] = "random"
+        except UserError:
+            pass
+    return out
 
 
 def _check_pairs(model: Any, spec: Any) -> None:

@@ -152,3 +152,11 @@ def test_correlated_runs_packed_give_the_numbers_they_give_alone(tmp_path):
     for run_id, by_rep in results[1].items():
         for key, value in by_rep["mean"].items():
             assert results[2][run_id]["mean"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_k_minus_one_and_random_are_one_run(tmp_path):
+    ids = []
+    for spelling in (-1, "random"):
+        grid = tiny_grid(tmp_path / f"k{spelling}.toml", models=({"name": "ada_gvae", "k": spelling},))
+        ids.append([run.id for run in expand(load_grid(grid))])
+    assert ids[0] == ids[1] and "krandom" in ids[0][0]
