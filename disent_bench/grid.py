@@ -337,11 +337,18 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
     _check_models_build(where, grid)
     runs = expand(grid)
     seen: dict[str, int] = {}
+    images = {d["name"]: math.prod(data.get_spec(d["name"]).factor_sizes) for d in grid.datasets}
     for run in runs:
         try:
             TrainConfig(**{**run.train, "device": run.device})
         except UserError as exc:
             raise where.error("train", f"run {run.id}: {exc}") from None
+        if run.train["batch_size"] > images[run.dataset["name"]]:
+            # Drawn with replacement this would still run, but a batch larger than the dataset is a typo
+            # (batch_size = 1000000000 would fail inside the run, allocating it).
+            raise where.error("train.batch_size", f"batch_size = {run.train['batch_size']} is larger than "
+                                                  f"{run.dataset['name']} ({images[run.dataset['name']]:,} images); "
+                                                  f"use 1..{images[run.dataset['name']]:,} (the reference uses 64)")
         if run.id in seen:
             raise where.error("models", f"two entries give the same run {run.id} (same dataset, model, "
                                         "hyper-parameters and seed); remove the duplicate")
@@ -520,6 +527,13 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                     problem = _unknown_parameter(model["name"], params)
                     if problem:
                         raise where.error(f"models[{i}]", problem)
+                    # Before building it: a latent size no machine can hold must not allocate its model here.
+                    problem = _too_large(model["name"], channels, params, latent_dim)
+                    if problem:
+                        raise where.error(f"models[{i}].latent_dim" if "latent_dim" in model["train"]
+                                          else "train.latent_dim", problem)
+                    if not _small_enough_to_build(model["name"], channels, params, latent_dim):
+                        continue  # allowed, but too large to build here just to check it (the run builds it)
                     try:
                         built = model_registry.build(model["name"], in_channels=channels, latent_dim=latent_dim,
                                                      **params)
@@ -531,6 +545,50 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                         raise where.error(f"models[{i}]", _parameter_problem(model["name"], params, exc)) from None
                     except (ImportError, AttributeError) as exc:
                         raise where.error(f"models[{i}].name", f"cannot load user model {model['name']!r}: {exc}") from None
+
+
+#: The most memory a run's weights, gradients and Adam moments may need (weights x 16 bytes): more than the
+#: largest GPU (141 GB) or a usual node holds; a grid asking for more is a typo (latent_dim = 100000000),
+#: refused before anything is allocated.
+MAX_PARAMETER_BYTES = 256 << 30
+#: Validation builds each model to check its parameters, but not one whose weights alone would take more
+#: than this (its size is known from the extrapolation; the run itself builds it).
+MAX_VALIDATION_BUILD_BYTES = 2 << 30
+
+
+def _too_large(name: str, channels: int, params: Mapping[str, Any], latent_dim: Any) -> str | None:
+    """Why a model with this ``latent_dim`` cannot train anywhere (its size extrapolated from the same model
+    built with 1 and 2 latent dimensions: every layer that grows with the latent size grows linearly), or None."""
+    if not _is_int(latent_dim) or latent_dim <= 2:
+        return None
+    try:
+        counts = [sum(p.numel() for p in model_registry.build(name, in_channels=channels, latent_dim=size,
+                                                              **params).parameters()) for size in (1, 2)]
+    except Exception:  # noqa: BLE001 - the real build below reports what is wrong with the model
+        return None
+    parameters = _parameters_at(counts, latent_dim)
+    if parameters * 16 <= MAX_PARAMETER_BYTES:
+        return None
+    return (f"latent_dim = {latent_dim} gives about {parameters:.2g} weights, {parameters * 16 / 1e12:.3g} TB with "
+            f"their gradients and Adam's moments: no machine holds that (the reference uses 10; a sensible "
+            f"range is 1 to a few thousand)")
+
+
+def _parameters_at(counts: list[int], latent_dim: int) -> int:
+    """The weights at ``latent_dim`` from the counts at 1 and 2 latent dimensions."""
+    return counts[0] + (counts[1] - counts[0]) * (latent_dim - 1)
+
+
+def _small_enough_to_build(name: str, channels: int, params: Mapping[str, Any], latent_dim: Any) -> bool:
+    """False where building the model just to validate it would allocate more than MAX_VALIDATION_BUILD_BYTES."""
+    if not _is_int(latent_dim) or latent_dim <= 2:
+        return True
+    try:
+        counts = [sum(p.numel() for p in model_registry.build(name, in_channels=channels, latent_dim=size,
+                                                              **params).parameters()) for size in (1, 2)]
+    except Exception:  # noqa: BLE001 - the real build reports what is wrong with the model
+        return True
+    return _parameters_at(counts, latent_dim) * 4 <= MAX_VALIDATION_BUILD_BYTES
 
 
 def _spelled(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 
 from disent_bench.errors import UserError
 from disent_bench.grid import expand, load_grid, parse_grid
+from grid_helpers import tiny_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from disent_bench.cli import main; main()"]
@@ -342,3 +343,28 @@ def test_bad_family_parameters_name_the_key(tmp_path, entry, words):
         load_grid(write(tmp_path, BASE + "\n[[models]]\n" + entry + "\n"))
     for word in words:
         assert word in str(info.value)
+
+
+def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, monkeypatch):
+    """latent_dim in the hundreds of millions, a batch larger than the dataset: one line naming the key,
+    and validation never builds the huge model (it would try to allocate ~300 GB)."""
+    from disent_bench import models as registry
+
+    built = []
+    real_build = registry.build
+
+    def watching_build(name, **kwargs):
+        built.append(kwargs.get("latent_dim"))
+        return real_build(name, **kwargs)
+
+    monkeypatch.setattr(registry, "build", watching_build)
+    with pytest.raises(UserError, match=r"train\.latent_dim: latent_dim = 100000000 gives about 5\.1e\+10 weights"):
+        load_grid(tiny_grid(tmp_path / "latent.toml", train={"latent_dim": 100_000_000}))
+    assert 100_000_000 not in built and set(built) <= {1, 2}
+    with pytest.raises(UserError, match=r"train\.batch_size: batch_size = 1000000000 is larger than dsprites_tiny "
+                                        r"\(1,536 images\); use 1\.\.1,536"):
+        load_grid(tiny_grid(tmp_path / "batch.toml", train={"batch_size": 1_000_000_000}))
+    load_grid(tiny_grid(tmp_path / "fine.toml", train={"latent_dim": 2048, "batch_size": 1536}))
+    # Large but possible (about 40 GB of training state, for a big GPU): accepted, and not built here (10 GB).
+    load_grid(tiny_grid(tmp_path / "large.toml", train={"latent_dim": 5_000_000}))
+    assert 5_000_000 not in built and 2048 in built
