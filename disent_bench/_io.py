@@ -11,18 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from disent_bench.errors import UserError
+from disent_bench.errors import UserError, storage_error
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched; a write that fails because of
+    the place (disk full, read-only, permission denied) raises :class:`~disent_bench.errors.StorageError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise storage_error(exc, path) or exc from exc
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would (umask applies).
@@ -33,9 +37,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # a full disk still lets us delete; nothing is left behind
             tmp.unlink()
+        # A full disk, a read-only file system, no permission: one clear error naming the file, not a traceback.
+        converted = storage_error(exc, path)
+        if converted is not None and converted is not exc:
+            raise converted from exc
         raise
 
 
@@ -77,6 +85,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` (a log: a torn last line is the worst a kill leaves); StorageError as above."""
+    try:
+        with open(path, "a", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise storage_error(exc, path) or exc from exc
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from disent_bench import __version__
-from disent_bench.errors import UserError
+from disent_bench.errors import StorageError, UserError, storage_error
 
 app = typer.Typer(
     name="disent-bench",
@@ -73,6 +73,15 @@ def main() -> None:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except StorageError as exc:  # disk full, read-only, permission denied: the place, not the input
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # the same raised by a write outside disent_bench._io (a lock file, a library)
+        converted = storage_error(exc, exc.filename or "a file")
+        if converted is None:
+            raise
+        typer.echo(f"error: {converted}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

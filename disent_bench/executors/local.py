@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from disent_bench.errors import StorageError
 from disent_bench.grid import RunSpec
 from disent_bench.progress import say
 from disent_bench.run_store import is_done, run_dir
@@ -144,6 +145,10 @@ class LocalExecutor:
                 pack = futures[future]
                 try:
                     pack_outcomes = future.result()
+                except StorageError:  # the disk is full (or read-only): every other run would fail the same way
+                    for other in futures:
+                        other.cancel()
+                    raise
                 except Exception as exc:  # noqa: BLE001 - a worker that died (killed, out of memory)
                     pack_outcomes = [RunOutcome(run.id, "failed", error=f"worker process failed: "
                                                                        f"{type(exc).__name__}: {exc}") for run in pack]

@@ -20,6 +20,7 @@ import torch
 
 from disent_bench import data, metrics, models
 from disent_bench.devices import resolve_device
+from disent_bench.errors import StorageError
 from disent_bench.grid import RunSpec
 from disent_bench.run_store import (RESULTS_VERSION, claim, is_done, run_dir, write_config, write_error,
                                     write_results)
@@ -97,8 +98,21 @@ def execute_run(run: RunSpec | Mapping[str, Any], out_dir: str | os.PathLike, *,
 
 
 def failed(run: RunSpec, directory: Path, exc: BaseException, seconds: float) -> RunOutcome:
-    """Record a failed attempt in ``error.json`` (with its traceback) and return its outcome."""
-    write_error(directory, run.id, exc)
+    """Record a failed attempt in ``error.json`` (with its traceback) and return its outcome.
+
+    A :class:`StorageError` (disk full, read-only, permission denied) ends the whole grid, since every
+    next run would fail the same way: it is recorded when the record can still be written, then raised. When
+    even ``error.json`` cannot be written, nothing else is attempted: the first error is raised for the
+    terminal. The run's last good checkpoint and every finished run stay as they were (all writes are atomic).
+    """
+    try:
+        write_error(directory, run.id, exc)
+    except StorageError:
+        if isinstance(exc, StorageError):
+            raise exc from None
+        raise
+    if isinstance(exc, StorageError):
+        raise exc
     return RunOutcome(run.id, "failed", seconds=seconds, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from disent_bench._io import atomic_write_text
+from disent_bench._io import append_text, atomic_write_text
 from disent_bench.data.base import GroundTruthData
 from disent_bench.errors import UserError
 from disent_bench.models import BaseModel
@@ -178,8 +178,7 @@ class RunSession:
             # else: an end-of-session row off the log grid; its interval goes on if the run is resumed
             if self.log_path is not None:
                 if self.log_path.exists():
-                    with open(self.log_path, "a", newline="") as handle:
-                        handle.write(csv_text([row], self.terms, header=False))
+                    append_text(self.log_path, csv_text([row], self.terms, header=False))
                 else:
                     atomic_write_text(self.log_path, csv_text([row], self.terms))
             if not all(math.isfinite(value) for value in means):
