@@ -1,4 +1,4 @@
-"""``disent-bench data ...``: list, fetch, generate, show and compare the ground-truth datasets."""
+"""``disent-bench data ...``: list, fetch, generate, verify, show and compare the ground-truth datasets."""
 
 from __future__ import annotations
 
@@ -126,6 +126,36 @@ def generate_dataset(name: Annotated[str, typer.Argument(help="Dataset name (see
         typer.echo(f"{name}: synthetic cache already at {path} (use --force to render again)")
     else:
         typer.echo(f"{name}: rendered {dataset_status(name)['num_images']:,} images in {seconds:.1f} s -> {path}")
+
+
+@data_app.command("verify")
+@_user_errors
+def verify_datasets(name: Annotated[Optional[str], typer.Argument(
+                        help="Dataset name (see `data list`); every file in the data home when left out.")] = None,
+                    data_dir: DataDirOption = None) -> None:
+    """Hash every official file, synthetic cache and converted store against its recorded checksum.
+
+    One line per file: OK, CORRUPT (expected vs actual) or missing. Exit code 1 when any file is corrupt.
+    """
+    from disent_bench.data import data_home, get_spec
+    from disent_bench.data.integrity import verify_data
+
+    _use_data_dir(data_dir)
+    if name is not None:
+        get_spec(name)  # an unknown name lists the datasets
+    start = time.perf_counter()
+    verdicts = verify_data(name)
+    seconds = time.perf_counter() - start
+    if not verdicts:
+        typer.echo(f"nothing to verify in {data_home()}: no dataset fetched or rendered there")
+        return
+    for verdict in verdicts:
+        typer.echo(f"{verdict.status:<10} {verdict.dataset} {verdict.kind}: {verdict.path}"
+                   + (f": {verdict.detail}" if verdict.detail else ""))
+    counts = {status: sum(v.status == status for v in verdicts) for status in ("OK", "CORRUPT", "missing", "unrecorded")}
+    typer.echo(", ".join(f"{count} {status}" for status, count in counts.items() if count) + f" ({seconds:.1f} s)")
+    if counts["CORRUPT"]:
+        raise typer.Exit(1)
 
 
 @data_app.command("show")

@@ -12,13 +12,17 @@ Datasets: dSprites and its color, noisy and scream variants, 3D Shapes, SmallNOR
 realistic, real, complex) and the tiny dSprites smoke-test grid. Large official stores are converted once
 into memory-mapped cache files (``<data home>/cache``, :mod:`disent_bench.data.store`).
 
+Every data file carries its sha256 in a stamp beside it; a load compares only size and mtime with the
+stamp and hashes the file when they differ, or always with ``verify=True`` / ``DISENT_BENCH_VERIFY_DATA=1``
+(:mod:`disent_bench.data.integrity`). A changed file is an error naming it, never used; the dataset's
+``integrity`` (checksum, how it was checked, when it was last hashed) goes into ``metrics.json``.
+
 The data home is ``--data-dir``, else ``$DISENT_BENCH_DATA``, else ``./datasets``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import warnings
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from disent_bench._io import atomic_path, atomic_write_json, file_digest
+from disent_bench.data import integrity
 from disent_bench.data.base import GroundTruthData
 from disent_bench.data.spec import DatasetSpec, LoadContext, OfficialFile
 from disent_bench.data.store import advise
@@ -105,22 +110,17 @@ def synthetic_path(name: str, data_dir=None) -> Path:
     return data_home(data_dir) / "synthetic" / f"{spec.name}-v{spec.renderer_version}.npy"
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+_stamp_path = integrity.stamp_path
 
 
 def _stamped_sha256(path: Path) -> str | None:
     """The sha256 in a current stamp beside ``path`` (same size and mtime), else None."""
-    stamp = _stamp_path(path)
-    if not stamp.is_file():
-        return None
+    stamp = integrity.read_stamp(path)
     try:
-        info = json.loads(stamp.read_text())
-        stat = path.stat()
-        if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns:
-            return info["sha256"]
-    except (ValueError, KeyError, OSError):
-        pass  # a damaged stamp just means verifying again
+        if stamp is not None and integrity.unchanged(path, stamp) and isinstance(stamp.get("sha256"), str):
+            return stamp["sha256"]
+    except OSError:
+        pass  # a file that cannot be stat'ed is verified (and reported) by the full path
     return None
 
 
@@ -129,6 +129,16 @@ def verify_file(file: OfficialFile, data_dir=None, *, force: bool = False, datas
 
     With a published checksum the file must match it; without one, ``file.check_format`` must accept it
     and our sha256 is recorded. Raises :class:`UserError` when the file is missing or wrong.
+    """
+    return _verify_file_check(file, data_dir, force=force, dataset=dataset).sha256
+
+
+def _verify_file_check(file: OfficialFile, data_dir=None, *, force: bool = False,
+                       dataset: str | None = None) -> integrity.Check:
+    """:func:`verify_file`, returning how the file was checked (for provenance).
+
+    Cheap (size and mtime against the stamp) unless ``force``, a full check was asked for, or the file
+    changed; a changed file without a published checksum must still have the sha256 first recorded.
     """
     label = dataset or file.filename
     fetch_name = dataset or file.filename
@@ -139,10 +149,11 @@ def verify_file(file: OfficialFile, data_dir=None, *, force: bool = False, datas
                         if dataset is None or get_spec(dataset).has_synthetic else
                         f"{label}: official file not found at {path}; run `disent-bench data fetch {fetch_name}` "
                         f"or copy it there from {file.url} ({label} has no synthetic version)")
-    if not force:
+    stamp = integrity.read_stamp(path) or {}
+    if not (force or integrity.full_check_requested()):
         known = _stamped_sha256(path)
         if known is not None:
-            return known
+            return integrity.Check(known, "size and mtime", stamp.get("verified_at"))
     stat = path.stat()
     if file.size is not None and stat.st_size != file.size:
         raise UserError(f"{label}: {path} has {stat.st_size} bytes, the official file has {file.size}; "
@@ -161,10 +172,20 @@ def verify_file(file: OfficialFile, data_dir=None, *, force: bool = False, datas
         if file.check_format is not None:
             file.check_format(path)
         how = "format (no published checksum); sha256 recorded"
-    atomic_write_json(_stamp_path(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256,
-                                          "verified_by": how, "url": file.url,
-                                          "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return sha256
+        recorded = stamp.get("sha256")
+        if isinstance(recorded, str) and recorded != sha256:
+            # Format checks pass on flipped bytes: the sha256 recorded at first verification is the reference.
+            raise integrity.corrupt_error(
+                label, path, f"sha256 {sha256}, expected {recorded} (recorded {stamp.get('verified_at') or 'earlier'})",
+                f"delete it and run `disent-bench data fetch {fetch_name}` (if you replaced it on purpose, "
+                f"delete {_stamp_path(path)} so it is verified afresh)")
+    verified_at = integrity.now()
+    try:
+        atomic_write_json(_stamp_path(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256,
+                                              "verified_by": how, "url": file.url, "verified_at": verified_at})
+    except OSError:
+        pass  # a read-only data home: verified all the same, only not remembered
+    return integrity.Check(sha256, "sha256", verified_at)
 
 
 def verify_official(name: str, data_dir=None, *, force: bool = False) -> str:
@@ -173,10 +194,28 @@ def verify_official(name: str, data_dir=None, *, force: bool = False) -> str:
     Returns the release's checksum: the file's sha256, or for several files a sha256 of theirs. Raises
     :class:`UserError` when a file is missing or corrupt.
     """
+    return _verify_release(name, data_dir, force=force)[0]
+
+
+def _verify_release(name: str, data_dir=None, *, force: bool = False) -> tuple[str, dict]:
+    """:func:`verify_official`, with the integrity record of the release (for provenance)."""
     spec = get_spec(name)
     if not spec.files:
         raise UserError(f"{name} has no official file: it exists only as a synthetic rendering")
-    return release_checksum({f.filename: verify_file(f, data_dir, force=force, dataset=name) for f in spec.files})
+    checks = {f.filename: _verify_file_check(f, data_dir, force=force, dataset=name) for f in spec.files}
+    checksum = release_checksum({filename: check.sha256 for filename, check in checks.items()})
+    return checksum, _release_record(checksum, checks)
+
+
+def _release_record(checksum: str, checks: dict[str, integrity.Check]) -> dict:
+    """One integrity record for a release: hashed if any file was, verified as of its oldest file."""
+    times = [c.verified_at for c in checks.values() if c.verified_at]
+    record = {"sha256": checksum, "check": "sha256" if any(c.how == "sha256" for c in checks.values())
+              else "size and mtime", "sha256_verified_at": min(times) if times else None,
+              "checked_at": integrity.now()}
+    if len(checks) > 1:
+        record["files"] = {filename: c.sha256 for filename, c in checks.items()}
+    return record
 
 
 def release_checksum(digests: dict[str, str]) -> str:
@@ -203,9 +242,12 @@ def generate_synthetic(name: str, data_dir=None, *, force: bool = False, progres
         spec.render_synthetic(tmp, progress)
         seconds = time.perf_counter() - start
         sha256 = file_digest(tmp, "sha256")
+    stat = path.stat()
+    created = integrity.now()
     atomic_write_json(_stamp_path(path), {
         "dataset": name, "renderer_version": spec.renderer_version, "sha256": sha256,
-        "render_seconds": round(seconds, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "verified_at": created,
+        "render_seconds": round(seconds, 2), "created": created})
     return path
 
 
@@ -222,7 +264,7 @@ def _check_writable(directory: Path) -> None:
 
 def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthData:
     path = generate_synthetic(spec.name, data_dir, progress=progress)
-    stamp = json.loads(_stamp_path(path).read_text())
+    check = integrity.check_stamped(path, spec.name, f"render it again: `disent-bench data generate {spec.name} --force`")
     try:
         store = np.load(path, mmap_mode="c", allow_pickle=False)  # mapped: only touched pages are resident
         advise(store, "random")
@@ -233,9 +275,11 @@ def _load_synthetic(spec: DatasetSpec, data_dir, progress: bool) -> GroundTruthD
     if store.shape != expected or store.dtype != np.uint8:
         raise UserError(f"{spec.name}: synthetic cache {path} has shape {store.shape} {store.dtype}, "
                         f"expected {expected} uint8; delete it to re-render")
-    return GroundTruthData(spec.name, "synthetic", spec.factor_names, spec.factor_sizes, store,
-                           packed_bits=spec.packed_bits, checksum=stamp.get("sha256"), path=str(path),
-                           factor_values=spec.factor_values)
+    dataset = GroundTruthData(spec.name, "synthetic", spec.factor_names, spec.factor_sizes, store,
+                              packed_bits=spec.packed_bits, checksum=check.sha256, path=str(path),
+                              factor_values=spec.factor_values)
+    dataset.integrity = check.record()
+    return dataset
 
 
 def _no_synthetic_error(spec: DatasetSpec, data_dir) -> UserError:
@@ -244,8 +288,15 @@ def _no_synthetic_error(spec: DatasetSpec, data_dir) -> UserError:
                      f"`disent-bench data fetch {spec.name}`" + (f" (see {spec.citation})" if spec.citation else ""))
 
 
-def get_dataset(name: str, source: str = "auto", data_dir=None, *, progress: bool = True) -> GroundTruthData:
-    """Load a dataset by name. See the module docstring for ``source`` and the data home."""
+def get_dataset(name: str, source: str = "auto", data_dir=None, *, progress: bool = True,
+                verify: bool = False) -> GroundTruthData:
+    """Load a dataset by name. See the module docstring for ``source``, the data home and ``verify``
+    (hash every file instead of comparing size and mtime with its stamp)."""
+    with integrity.full_checks(verify):
+        return _get_dataset(name, source, data_dir, progress)
+
+
+def _get_dataset(name: str, source: str, data_dir, progress: bool) -> GroundTruthData:
     spec = get_spec(name)
     if source not in SOURCES:
         raise UserError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
@@ -256,11 +307,13 @@ def get_dataset(name: str, source: str = "auto", data_dir=None, *, progress: boo
     if source == "official" or (source == "auto" and present) or (source == "auto" and not spec.has_synthetic):
         if source != "official" and not present and not spec.has_synthetic:
             raise _no_synthetic_error(spec, data_dir)
-        checksum = verify_official(name, data_dir)
+        checksum, record = _verify_release(name, data_dir)
         if spec.open_official is not None:
-            return spec.open_official(LoadContext(name, paths, checksum, data_home(data_dir) / "cache", progress))
-        dataset = spec.load_official(official_path(name, data_dir))
-        dataset.checksum = checksum
+            dataset = spec.open_official(LoadContext(name, paths, checksum, data_home(data_dir) / "cache", progress))
+        else:
+            dataset = spec.load_official(official_path(name, data_dir))
+            dataset.checksum = checksum
+        dataset.integrity = record
         return dataset
     if not spec.has_synthetic:
         raise _no_synthetic_error(spec, data_dir)

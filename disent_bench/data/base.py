@@ -54,6 +54,8 @@ class GroundTruthData:
         if len(self.factor_names) != len(self.factor_sizes):
             raise ValueError("factor_names and factor_sizes differ in length")
         self.checksum = checksum
+        # How the file was found intact on this load (data.integrity.Check.record()); recorded in metrics.json.
+        self.integrity: dict | None = None
         self.path = path
         self.factor_values = tuple(np.asarray(v) for v in factor_values) if factor_values is not None else None
         self.packed_bits = packed_bits

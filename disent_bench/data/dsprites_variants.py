@@ -51,6 +51,7 @@ class VariantData(NuisanceData):
                          factor_values=base.factor_values)
         self.image_shape = IMAGE_SHAPE
         self.base = base
+        self.integrity = base.integrity  # the images are the base's file: its check is theirs
         if hasattr(base, "shape_names"):
             self.shape_names = base.shape_names
 

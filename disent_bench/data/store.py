@@ -8,6 +8,11 @@ load maps that file with ``np.load(mmap_mode="c")``. A batch is still one vector
 (``index_select`` on a tensor over the mapping): the kernel reads the pages it touches into the page
 cache, which the OS can drop, instead of the process holding every image in its heap.
 
+The stamp also records the store's own sha256 (:mod:`disent_bench.data.integrity`): a load compares size
+and mtime with it and hashes the store when they differ (or when a full check is asked for). A store that
+changed since it was converted is converted again from the verified official file, with a warning naming
+it: it is derived data, never used once changed.
+
 An npz whose member is *stored* (not deflated) is mapped straight from the npz (:func:`map_npz_member`):
 no conversion and no second copy on disk.
 """
@@ -19,6 +24,7 @@ import mmap
 import shutil
 import struct
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from disent_bench._io import atomic_path, atomic_write_json
+from disent_bench.data import integrity
 from disent_bench.errors import UserError
 
 __all__ = ["advise", "cached_store", "open_cached", "cache_path", "map_npz_member", "npz_member_info", "stream_npz_member", "NpzMember"]
@@ -58,16 +65,14 @@ def advise(array: np.ndarray, access: str) -> None:
         handle.madvise(flag)
 
 
-def _open_cached(path: Path, shape: tuple[int, ...], checksum: str) -> np.memmap | None:
+def _open_cached(path: Path, shape: tuple[int, ...], checksum: str, *, full: bool | None = None) -> np.memmap | None:
     """The mapped cache file when it and its stamp are current; None when it must be (re)built."""
     stamp = _stamp(path)
     if not (path.is_file() and stamp.is_file()):
         return None
     try:
         info = json.loads(stamp.read_text())
-        stat = path.stat()
-        if (info.get("source_checksum") != checksum or info.get("size") != stat.st_size
-                or info.get("mtime_ns") != stat.st_mtime_ns):
+        if info.get("source_checksum") != checksum or not _intact(path, info, full):
             return None
         store = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError, KeyError):
@@ -76,6 +81,24 @@ def _open_cached(path: Path, shape: tuple[int, ...], checksum: str) -> np.memmap
         return None
     advise(store, "random")
     return store
+
+
+def _intact(path: Path, info: dict, full: bool | None) -> bool:
+    """Whether the store is as converted: size and mtime as stamped, else (or when asked) its sha256."""
+    full = integrity.full_check_requested() if full is None else full
+    unchanged = integrity.unchanged(path, info)
+    if unchanged and not full:
+        return True
+    recorded = info.get("sha256")
+    if not isinstance(recorded, str):
+        return unchanged  # converted before stores kept a checksum: only size and mtime to go by
+    if path.stat().st_size == info.get("size") and integrity.digests(path)["sha256"] == recorded:
+        if not unchanged:
+            integrity.restamp(path, info, recorded)  # the same bytes under a new mtime (a copy): cheap again
+        return True
+    warnings.warn(f"{path} changed since it was converted (its sha256 or size is not the one recorded in "
+                  f"{_stamp(path)}); converting it again from the verified official file", stacklevel=4)
+    return False
 
 
 def open_cached(cache_dir: Path, name: str, checksum: str, *, version: int = 1) -> tuple[np.memmap, dict] | None:
@@ -118,12 +141,14 @@ def cached_store(cache_dir: Path, name: str, checksum: str, shape: tuple[int, ..
         fill(array)
         array.flush()
         del array
+        sha256 = integrity.digests(tmp)["sha256"]  # what `data verify` and a changed mtime are checked against
     stat = path.stat()
     atomic_write_json(_stamp(path), {"dataset": name, "source_checksum": checksum, "shape": list(shape),
-                                     "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                     "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256,
+                                     "verified_at": integrity.now(),
                                      "convert_seconds": round(time.perf_counter() - start, 2), "meta": meta or {},
                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    store = _open_cached(path, shape, checksum)
+    store = _open_cached(path, shape, checksum, full=False)  # hashed a moment ago
     if store is None:  # cannot happen unless the file changed under us
         raise UserError(f"{name}: the converted store {path} could not be mapped back; delete it and retry")
     return store

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from disent_bench import data, metrics, models
+from disent_bench.data import integrity
 from disent_bench.devices import resolve_device
 from disent_bench.errors import StorageError
 from disent_bench.grid import RunSpec
@@ -60,7 +61,16 @@ def _dataset(name: str, source: str, progress: bool):
     key = (name, source, str(data.data_home()))
     if key not in _DATASETS:
         _DATASETS[key] = data.get_dataset(name, source, progress=progress)
-    return _DATASETS[key]
+        return _DATASETS[key]
+    dataset = _DATASETS[key]
+    # Kept across runs, so checked again before each: its file against its stamp (size and mtime, ~40 us; a
+    # full checksum when they changed). A file changed since this process loaded it is an error, not used.
+    stamped = Path(dataset.path) if getattr(dataset, "path", None) else None
+    if stamped is not None and integrity.read_stamp(stamped) is not None:
+        check = integrity.check_stamped(stamped, name, "run `disent-bench data verify` and render or fetch it "
+                                                       "again")
+        dataset.integrity = {**(dataset.integrity or {}), **check.record()}
+    return dataset
 
 
 def _finite(value: Any) -> bool:

@@ -1,5 +1,5 @@
-"""Provenance: what can change a run's numbers (versions, device, threads, the data's identity),
-recorded with every result."""
+"""Provenance: what can change a run's numbers (versions, device, threads, the data's identity and how its
+files were checked), recorded with every result."""
 
 from __future__ import annotations
 
@@ -39,4 +39,9 @@ def provenance(device: Any = None, dataset: Any = None) -> dict[str, Any]:
                            "num_images": len(dataset), "image_shape": list(dataset.image_shape),
                            "factor_names": list(dataset.factor_names),
                            "factor_sizes": list(dataset.factor_sizes)}
+        # The checksum that was verified on this load, how (size and mtime against its stamp, or hashed)
+        # and when its sha256 was last computed: a run on a changed file fails before it gets here.
+        integrity = getattr(dataset, "integrity", None)
+        if integrity is not None:
+            info["dataset"]["integrity"] = dict(integrity)
     return info
