@@ -237,6 +237,7 @@ def cpu_state_dict(model: BaseModel) -> dict[str, torch.Tensor]:
 def _remove_stale_temporaries(run_dir: Path) -> None:
     # A kill during an atomic write leaves its temporary file behind (the target is intact); a run
     # directory has one trainer at a time (the runner claims it), so any such file is an orphan.
-    for name in (CHECKPOINT_NAME, LOG_NAME):
-        for orphan in run_dir.glob(f".{name}.*.tmp"):
-            orphan.unlink(missing_ok=True)
+    # Every file of the run directory counts (checkpoint, train log, config.json, metrics.json, DONE, error.json):
+    # atomic writes name their temporaries ".<name>.<random>.tmp".
+    for orphan in run_dir.glob(".*.tmp"):
+        orphan.unlink(missing_ok=True)
