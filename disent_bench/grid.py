@@ -23,7 +23,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,11 @@ from disent_bench import data, metrics
 from disent_bench.data import correlation, pairs
 from disent_bench import models as model_registry
 from disent_bench.errors import UserError
-from disent_bench.identity import NON_SEMANTIC_TRAIN_KEYS, canonical, run_id
+from disent_bench.identity import NON_SEMANTIC_TRAIN_KEYS, RunIds, canonical, run_id
 from disent_bench.train import TrainConfig
 
-__all__ = ["Grid", "RunSpec", "load_grid", "parse_grid", "expand", "run_id", "TRAIN_KEYS",
-           "NON_SEMANTIC_TRAIN_KEYS", "DEVICES_PATTERN"]
+__all__ = ["Grid", "RunSpec", "Setting", "load_grid", "parse_grid", "expand", "iter_runs", "settings", "run_id",
+           "TRAIN_KEYS", "NON_SEMANTIC_TRAIN_KEYS", "DEVICES_PATTERN"]
 
 SOURCES = ("auto", "official", "synthetic")
 REPRESENTATIONS = ("mean", "sampled")
@@ -335,24 +335,37 @@ def parse_grid(raw: Mapping[str, Any], path: str | Path = "<grid>") -> Grid:
     grid = Grid(path=Path(str(path)), name=name, seeds=seeds, device=device, train=train, datasets=datasets,
                 models=models, eval=eval_cfg, resources=resources, slurm=slurm)
     _check_models_build(where, grid)
-    runs = expand(grid)
-    seen: dict[str, int] = {}
+    # Checked per setting, not per run: a setting's runs differ only by their seed (validated above), so a grid
+    # of millions of seeds validates in the time of its few settings.
     images = {d["name"]: math.prod(data.get_spec(d["name"]).factor_sizes) for d in grid.datasets}
-    for run in runs:
+    prefixes: dict[str, list[Setting]] = {}
+    prefix_ids: dict[str, set[str]] = {}
+    for setting in settings(grid):
         try:
-            TrainConfig(**{**run.train, "device": run.device})
+            TrainConfig(**{**setting.train, "seed": grid.seeds[0], "device": grid.device})
         except UserError as exc:
-            raise where.error("train", f"run {run.id}: {exc}") from None
-        if run.train["batch_size"] > images[run.dataset["name"]]:
+            raise where.error("train", f"run {setting.ids(grid.seeds[0])}: {exc}") from None
+        if setting.train["batch_size"] > images[setting.dataset["name"]]:
             # Drawn with replacement this would still run, but a batch larger than the dataset is a typo
             # (batch_size = 1000000000 would fail inside the run, allocating it).
-            raise where.error("train.batch_size", f"batch_size = {run.train['batch_size']} is larger than "
-                                                  f"{run.dataset['name']} ({images[run.dataset['name']]:,} images); "
-                                                  f"use 1..{images[run.dataset['name']]:,} (the reference uses 64)")
-        if run.id in seen:
-            raise where.error("models", f"two entries give the same run {run.id} (same dataset, model, "
-                                        "hyper-parameters and seed); remove the duplicate")
-        seen[run.id] = 1
+            raise where.error("train.batch_size", f"batch_size = {setting.train['batch_size']} is larger than "
+                                                  f"{setting.dataset['name']} ({images[setting.dataset['name']]:,} "
+                                                  f"images); use 1..{images[setting.dataset['name']]:,} (the "
+                                                  f"reference uses 64)")
+        # Two settings can give one run id only when their readable parts are equal (the seed and the hash
+        # follow it): only such settings' ids are compared, run by run, in the order the runs come.
+        earlier = prefixes.setdefault(setting.ids.prefix, [])
+        if earlier:
+            if prefix_ids.get(setting.ids.prefix) is None:
+                prefix_ids[setting.ids.prefix] = {other.ids(seed) for other in earlier for seed in grid.seeds}
+            seen = prefix_ids[setting.ids.prefix]
+            for seed in grid.seeds:
+                rid = setting.ids(seed)
+                if rid in seen:
+                    raise where.error("models", f"two entries give the same run {rid} (same dataset, model, "
+                                                "hyper-parameters and seed); remove the duplicate")
+                seen.add(rid)
+        earlier.append(setting)
     return grid
 
 
@@ -484,10 +497,20 @@ def _expand_values(table: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[
     return [(dict(zip(keys, combo)), expanded) for combo in itertools.product(*choices)]
 
 
-def expand(grid: Grid) -> list[RunSpec]:
-    """Every run of the grid: datasets x models x hyper-parameter values x seeds, in grid order."""
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a grid: a dataset, a model with its values and training settings. Its runs differ only
+    by seed (``ids(seed)`` is a run's id), so whatever does not depend on the seed is built and checked once."""
+
+    dataset: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]             # without the seed
+    ids: RunIds
+
+
+def settings(grid: Grid) -> Iterator[Setting]:
+    """The grid's settings in grid order: datasets x models x hyper-parameter values (seeds are each run's)."""
     train_defaults = _train_fields()
-    runs = []
     for dataset in grid.datasets:
         for model in grid.models:
             for params, _ in _expand_values(model["params"]):
@@ -501,14 +524,29 @@ def expand(grid: Grid) -> list[RunSpec]:
                     train.update(merged)
                     if isinstance(train.get("betas"), tuple):
                         train["betas"] = list(train["betas"])
-                    model_cfg = {"name": model["name"], "latent_dim": latent_dim, "params": _spelled(model["name"], params)}
-                    for seed in grid.seeds:
-                        rid = run_id(dataset, model_cfg, train, seed, label, train_defaults)
-                        runs.append(RunSpec(
-                            id=rid, benchmark=grid.name, dataset=dict(dataset), model=model_cfg,
-                            train={**train, "seed": seed}, seed=seed, device=grid.device,
-                            eval=grid.eval, resources=dict(grid.resources)))
-    return runs
+                    model_cfg = {"name": model["name"], "latent_dim": latent_dim,
+                                 "params": _spelled(model["name"], params)}
+                    yield Setting(dataset=dict(dataset), model=model_cfg, train=train,
+                                  ids=RunIds(dataset, model_cfg, train, label, train_defaults))
+
+
+def iter_runs(grid: Grid) -> Iterator[RunSpec]:
+    """The runs of :func:`expand` one at a time, so a grid of millions of runs can be walked in bounded memory.
+
+    The runs of one setting share its dataset, model, evaluation and resources mappings (read-only);
+    each has its own training settings (its seed is one of them).
+    """
+    resources = dict(grid.resources)
+    for setting in settings(grid):
+        for seed in grid.seeds:
+            yield RunSpec(id=setting.ids(seed), benchmark=grid.name, dataset=setting.dataset, model=setting.model,
+                          train={**setting.train, "seed": seed}, seed=seed, device=grid.device, eval=grid.eval,
+                          resources=resources)
+
+
+def expand(grid: Grid) -> list[RunSpec]:
+    """Every run of the grid: datasets x models x hyper-parameter values x seeds, in grid order."""
+    return list(iter_runs(grid))
 
 
 def _check_models_build(where: _Where, grid: Grid) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from disent_bench.models.vae import AE, GaussianVAE
 
 __all__ = ["NON_SEMANTIC_TRAIN_KEYS", "CORE_TRAIN_KEYS", "PER_RUN_TRAIN_KEYS", "canonical", "semantic_train",
-           "run_id", "class_pack_problem", "pack_signature"]
+           "run_id", "RunIds", "class_pack_problem", "pack_signature"]
 
 #: Training settings that never change what a run learns (so they stay out of its id).
 NON_SEMANTIC_TRAIN_KEYS = ("checkpoint_every", "log_every", "device", "seed", "progress", "channels_last")
@@ -77,18 +77,46 @@ def run_id(dataset: Mapping[str, str], model: Mapping[str, Any], train: Mapping[
     The hash covers the dataset and source, the model and its parameters, the latent size,
     :func:`semantic_train` of the training settings, and the seed.
     """
-    payload = {"dataset": dict(dataset), "model": dict(model), "train": semantic_train(train, defaults),
-               "seed": seed}
-    digest = hashlib.sha256(json.dumps(canonical(payload), sort_keys=True).encode()).hexdigest()[:8]
-    # Correlated training data is a different run of the same dataset: say so in the readable part too.
-    parts = [_slug(dataset["name"]) + ("_corr" if dataset.get("correlations") else ""), _slug(model["name"])]
-    for k, v in sorted(model.get("params", {}).items()):
-        parts.append(f"{_slug(k)}{_fmt_value(v)}")
-    for k, v in sorted((label or {}).items()):
-        parts.append(f"{_slug(k)}{_fmt_value(v)}")
-    parts.append(f"s{seed}")
-    parts.append(digest)
-    return "-".join(parts)
+    return RunIds(dataset, model, train, label, defaults)(seed)
+
+
+class RunIds:
+    """The :func:`run_id` of one setting's runs, seed by seed: what does not depend on the seed (the readable
+    part, the hashed text around the seed) is built once, so a grid of millions of seeds costs one hash per run.
+
+    ``RunIds(dataset, model, train, label, defaults)(seed) == run_id(dataset, model, train, seed, label,
+    defaults)``; :attr:`prefix` is the readable part before ``-s<seed>-<hash8>`` (two settings with different
+    prefixes never share an id, seeds being digits).
+    """
+
+    __slots__ = ("prefix", "_dataset", "_model", "_train", "_head", "_tail")
+
+    def __init__(self, dataset: Mapping[str, str], model: Mapping[str, Any], train: Mapping[str, Any],
+                 label: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> None:
+        self._dataset, self._model = dict(dataset), dict(model)
+        self._train = semantic_train(train, defaults)
+        # Correlated training data is a different run of the same dataset: say so in the readable part too.
+        parts = [_slug(dataset["name"]) + ("_corr" if dataset.get("correlations") else ""), _slug(model["name"])]
+        for k, v in sorted(model.get("params", {}).items()):
+            parts.append(f"{_slug(k)}{_fmt_value(v)}")
+        for k, v in sorted((label or {}).items()):
+            parts.append(f"{_slug(k)}{_fmt_value(v)}")
+        self.prefix = "-".join(parts)
+        # The hashed text is json.dumps(canonical(payload), sort_keys=True) with the keys dataset, model, seed,
+        # train in that (sorted) order: the text before the seed and after it are the same for every seed.
+        around = json.dumps(canonical({"dataset": self._dataset, "model": self._model}), sort_keys=True)
+        self._head = hashlib.sha256((around[:-1] + ', "seed": ').encode())
+        self._tail = (', "train": ' + json.dumps(canonical(self._train), sort_keys=True) + "}").encode()
+
+    def __call__(self, seed: int) -> str:
+        if type(seed) is int:  # noqa: E721 - a bool or a float seed is written otherwise: the general path
+            hasher = self._head.copy()
+            hasher.update(str(seed).encode())
+            hasher.update(self._tail)
+        else:
+            payload = {"dataset": self._dataset, "model": self._model, "train": self._train, "seed": seed}
+            hasher = hashlib.sha256(json.dumps(canonical(payload), sort_keys=True).encode())
+        return f"{self.prefix}-s{seed}-{hasher.hexdigest()[:8]}"
 
 
 def class_pack_problem(cls: type) -> str | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,19 +28,35 @@ def _fmt_seconds(seconds: float | None) -> str:
 
 def select_runs(runs: list, only: Optional[list[str]]) -> list:
     """Runs whose id matches any of the fnmatch patterns (all runs without patterns)."""
+    return runs if not only else list(iter_selected(runs, only))
+
+
+def iter_selected(runs: Iterable, only: Optional[list[str]]) -> Iterator:
+    """:func:`select_runs` one run at a time (for a grid too large to hold); UserError when none matches."""
     if not only:
-        return runs
-    chosen = [run for run in runs if any(fnmatch.fnmatchcase(run.id, pattern) for pattern in only)]
-    if not chosen:
-        sample = ", ".join(run.id for run in runs[:3])
-        raise UserError(f"--only {' '.join(only)!r} matches none of the grid's {len(runs)} run ids "
-                        f"(e.g. {sample}); patterns use fnmatch, e.g. --only '*beta_vae*'")
-    return chosen
+        yield from runs
+        return
+    matchers = [re.compile(fnmatch.translate(pattern)).match for pattern in only]  # fnmatchcase, compiled once
+    sample: list[str] = []
+    total = matched = 0
+    for run in runs:
+        total += 1
+        if len(sample) < 3:
+            sample.append(run.id)
+        if any(match(run.id) for match in matchers):
+            matched += 1
+            yield run
+    if not matched:
+        raise UserError(f"--only {' '.join(only)!r} matches none of the grid's {total} run ids "
+                        f"(e.g. {', '.join(sample)}); patterns use fnmatch, e.g. --only '*beta_vae*'")
 
 
 def _print_plan(rows: list[dict], out_dir: Path) -> None:
+    """The ``--list`` table: one line per run, then the summary."""
     from rich.console import Console
     from rich.table import Table
+
+    from disent_bench.runner.planning import PlanSummary
 
     table = Table(title=f"runs in {out_dir}", show_lines=False)
     table.add_column("run id", no_wrap=True, overflow="fold")
@@ -46,30 +64,55 @@ def _print_plan(rows: list[dict], out_dir: Path) -> None:
     table.add_column("steps", justify="right")
     table.add_column("status")
     table.add_column("estimate", justify="right")
-    total = 0.0
-    unknown_eval = False
-    counts: dict[str, int] = {}
+    summary = PlanSummary()
     for row in rows:
         run = row["run"]
         status = row["status"]
-        counts[status] = counts.get(status, 0) + 1
+        summary.add(row)
         label = f"{status}(step {row['step']})" if status in ("partial", "running", "failed") and row["step"] else status
         seconds = row["train_seconds"] + (row["eval_seconds"] or 0.0)
-        if status not in ("done",) and row["eval_seconds"] is None:
-            unknown_eval = True
-        total += seconds
         table.add_row(run.id, run.dataset["source"], str(run.train["steps"]), label,
                       "-" if status == "done" else _fmt_seconds(seconds))
     console = Console(width=max(Console().width, 120))  # run ids stay on one line in logs
     console.print(table)
-    speeds = {f"{row['run'].model['name']}": f"{row['images_per_second']:.0f} img/s ({row['speed_source']})"
-              for row in rows if row["images_per_second"]}
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    console.print(f"{len(rows)} runs: {summary}")
-    if speeds:
-        console.print("training speed: " + "; ".join(f"{k} {v}" for k, v in speeds.items()))
-    note = " + evaluation (no finished run to time it from yet)" if unknown_eval else ""
-    console.print(f"estimated time left at 1 job: {_fmt_seconds(total)}{note}")
+    _print_totals(console, summary)
+
+
+def _print_summary(summary, out_dir: Path) -> None:
+    """The dry run without ``--list``: counts by status, model and dataset (lines bounded by the grid's models
+    and datasets, not its runs), the speeds and the estimate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from disent_bench.runner.planning import STATUS_ORDER
+
+    console = Console(width=max(Console().width, 120))
+    statuses = [s for s in STATUS_ORDER if s in summary.by_status] + sorted(
+        s for s in summary.by_status if s not in STATUS_ORDER)
+    for title, counts, seconds in (("model", summary.by_model, summary.seconds_by_model),
+                                   ("dataset", summary.by_dataset, summary.seconds_by_dataset)):
+        table = Table(title=f"runs in {out_dir} by {title}", show_lines=False)
+        table.add_column(title)
+        table.add_column("runs", justify="right")
+        for status in statuses:
+            table.add_column(status, justify="right")
+        table.add_column("estimate", justify="right")
+        for name, by_status in counts.items():
+            table.add_row(name, f"{sum(by_status.values()):,}", *(f"{by_status.get(s, 0):,}" for s in statuses),
+                          _fmt_seconds(seconds[name]))
+        console.print(table)
+    _print_totals(console, summary)
+    console.print("one line per run: add --list")
+
+
+def _print_totals(console, summary) -> None:
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items()))
+    console.print(f"{summary.runs} runs: {counts}")
+    if summary.speeds:
+        console.print("training speed: " + "; ".join(f"{model} {ips:.0f} img/s ({source})"
+                                                     for model, (ips, source) in summary.speeds.items()))
+    note = " + evaluation (no finished run to time it from yet)" if summary.unknown_eval else ""
+    console.print(f"estimated time left at 1 job: {_fmt_seconds(summary.seconds)}{note}")
 
 
 def register(app: typer.Typer) -> None:
@@ -79,7 +122,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Results directory [default: results/<benchmark name>].")] = None,
         dry_run: Annotated[bool, typer.Option(
-            "--dry-run", help="List the runs with their status and a time estimate; run nothing.")] = False,
+            "--dry-run", help="Count the runs by status, model and dataset; estimate the time; run nothing.")] = False,
+        list_runs: Annotated[bool, typer.Option(
+            "--list", help="With --dry-run (implies it): one line per run, its status and estimate.")] = False,
         only: Annotated[Optional[list[str]], typer.Option(
             "--only", help="Only runs whose id matches this fnmatch pattern (repeatable).")] = None,
         executor: Annotated[str, typer.Option(
@@ -110,15 +155,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train and score every run of a grid; finished runs are skipped, unfinished ones resume."""
         from disent_bench.executors import get_executor
-        from disent_bench.grid import expand, load_grid
+        from disent_bench.grid import expand, iter_runs, load_grid
         from disent_bench.runner import check_data, plan, time_breakdown
+        from disent_bench.runner.planning import summarize
 
         spec = load_grid(grid)
-        runs = select_runs(expand(spec), only)
         out_dir = out if out is not None else spec.default_out
-        if dry_run:
-            _print_plan(plan(runs, out_dir), out_dir)
+        if list_runs:
+            _print_plan(plan(select_runs(expand(spec), only), out_dir), out_dir)
             return
+        if dry_run:  # the runs one at a time: a grid of millions is counted in bounded memory
+            _print_summary(summarize(iter_selected(iter_runs(spec), only), out_dir), out_dir)
+            return
+        runs = select_runs(expand(spec), only)
         options = {"ray": {"address": address},
                    "slurm": {"slurm": spec.slurm, "partition": partition, "time_min": time_min,
                              "gpus_per_node": gpus_per_node, "array_parallelism": array_parallelism,
