@@ -98,3 +98,39 @@ def test_when_even_the_error_record_cannot_be_written_nothing_else_is_attempted(
     # The first run's first checkpoint failed, then its error.json; the second run was never started.
     assert attempted.count("error.json") == 1 and not list(out.glob("runs/*/error.json"))
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("target", ["metrics.json", "train_log.csv", "config.json"])
+def test_every_write_of_a_run_stops_the_grid_with_the_file_named(tmp_path, monkeypatch, target):
+    from disent_bench.executors import get_executor
+
+    runs = expand(load_grid(_grid(tmp_path)))
+    out = tmp_path / "results"
+    if target == "train_log.csv":  # after its first row the log is appended to, not replaced
+        real_open = open
+
+        def appending(path, mode="r", *args, **kwargs):
+            if "a" in mode and Path(path).name == target:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_open(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(_io, "open", appending, raising=False)
+    else:
+        full_disk(monkeypatch, lambda dst: dst.name == target)
+    with pytest.raises(StorageError, match=rf"{target}: the disk is full"):
+        get_executor("local").run(runs, out, progress=False)
+    first = out / "runs" / runs[0].id
+    assert json.loads((first / "error.json").read_text())["error_type"] == "StorageError"
+    assert not (out / "runs" / runs[1].id).exists()  # the grid stopped at the first run
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_report_on_a_full_disk_is_one_error_and_leaves_no_half_file(tmp_path, monkeypatch):
+    from disent_bench.report import make_report
+    from report_zoo import write_zoo
+
+    write_zoo(tmp_path, seeds=(0,), values_per_family=1, representations=("mean",))
+    full_disk(monkeypatch, lambda dst: dst.name == "families.md")
+    with pytest.raises(StorageError, match=r"families\.md: the disk is full"):
+        make_report(tmp_path, pictures=False, progress=False, udr=False)
+    assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "report" / "families.md").exists()
