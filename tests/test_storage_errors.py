@@ -134,3 +134,27 @@ def test_a_report_on_a_full_disk_is_one_error_and_leaves_no_half_file(tmp_path, 
     with pytest.raises(StorageError, match=r"families\.md: the disk is full"):
         make_report(tmp_path, pictures=False, progress=False, udr=False)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "report" / "families.md").exists()
+
+
+def test_an_unwritable_results_directory_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from disent_bench import cli
+
+    grid = _grid(tmp_path)
+    out = tmp_path / "results"
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self == out:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(sys, "argv", ["disent-bench", "run", "--grid", str(grid), "--out", str(out), "--jobs", "1",
+                                      "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: results directory {out} is not writable: the file system is read-only "
+                   f"(Read-only file system); choose another with --out"]
+    assert not out.exists()

@@ -115,6 +115,23 @@ def _print_totals(console, summary) -> None:
     console.print(f"estimated time left at 1 job: {_fmt_seconds(summary.seconds)}{note}")
 
 
+def _check_writable(out_dir: Path) -> None:
+    """:class:`UserError` (exit 2, nothing ran) when the results directory cannot be created or written."""
+    import tempfile
+
+    from disent_bench.errors import storage_error
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-probe.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        problem = storage_error(exc, exc.filename or out_dir)
+        raise UserError(f"results directory {out_dir} is not writable"
+                        f"{': ' + str(problem).split(': ', 1)[1] if problem else f' ({exc.strerror})'}; "
+                        "choose another with --out") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
@@ -174,6 +191,7 @@ def register(app: typer.Typer) -> None:
                              "wait": wait}}.get(executor, {})
         runner = get_executor(executor, **options)
         check_data(runs)
+        _check_writable(out_dir)  # before anything runs: a read-only or forbidden place is exit code 2
         started = time.perf_counter()
         outcomes = runner.run(runs, out_dir, jobs=jobs, progress=progress)
         counts: dict[str, int] = {}
