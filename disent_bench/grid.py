@@ -566,11 +566,12 @@ def _check_models_build(where: _Where, grid: Grid) -> None:
                     if problem:
                         raise where.error(f"models[{i}]", problem)
                     # Before building it: a latent size no machine can hold must not allocate its model here.
-                    problem = _too_large(model["name"], channels, params, latent_dim)
+                    parameters = _extrapolated_parameters(model["name"], channels, params, latent_dim)
+                    problem = _too_large(latent_dim, parameters)
                     if problem:
                         raise where.error(f"models[{i}].latent_dim" if "latent_dim" in model["train"]
                                           else "train.latent_dim", problem)
-                    if not _small_enough_to_build(model["name"], channels, params, latent_dim):
+                    if parameters is not None and parameters * 4 > MAX_VALIDATION_BUILD_BYTES:
                         continue  # allowed, but too large to build here just to check it (the run builds it)
                     try:
                         built = model_registry.build(model["name"], in_channels=channels, latent_dim=latent_dim,
@@ -594,9 +595,10 @@ MAX_PARAMETER_BYTES = 256 << 30
 MAX_VALIDATION_BUILD_BYTES = 2 << 30
 
 
-def _too_large(name: str, channels: int, params: Mapping[str, Any], latent_dim: Any) -> str | None:
-    """Why a model with this ``latent_dim`` cannot train anywhere (its size extrapolated from the same model
-    built with 1 and 2 latent dimensions: every layer that grows with the latent size grows linearly), or None."""
+def _extrapolated_parameters(name: str, channels: int, params: Mapping[str, Any], latent_dim: Any) -> int | None:
+    """The weights of the model at ``latent_dim``, extrapolated from the same model built with 1 and 2 latent
+    dimensions (every layer that grows with the latent size grows linearly); None when ``latent_dim`` is small
+    enough to build as it is, or the small builds fail (the real build reports why)."""
     if not _is_int(latent_dim) or latent_dim <= 2:
         return None
     try:
@@ -604,29 +606,16 @@ def _too_large(name: str, channels: int, params: Mapping[str, Any], latent_dim: 
                                                               **params).parameters()) for size in (1, 2)]
     except Exception:  # noqa: BLE001 - the real build below reports what is wrong with the model
         return None
-    parameters = _parameters_at(counts, latent_dim)
-    if parameters * 16 <= MAX_PARAMETER_BYTES:
+    return counts[0] + (counts[1] - counts[0]) * (latent_dim - 1)
+
+
+def _too_large(latent_dim: int, parameters: int | None) -> str | None:
+    """Why a model of ``parameters`` weights (at this ``latent_dim``) cannot train anywhere, or None."""
+    if parameters is None or parameters * 16 <= MAX_PARAMETER_BYTES:
         return None
     return (f"latent_dim = {latent_dim} gives about {parameters:.2g} weights, {parameters * 16 / 1e12:.3g} TB with "
             f"their gradients and Adam's moments: no machine holds that (the reference uses 10; a sensible "
             f"range is 1 to a few thousand)")
-
-
-def _parameters_at(counts: list[int], latent_dim: int) -> int:
-    """The weights at ``latent_dim`` from the counts at 1 and 2 latent dimensions."""
-    return counts[0] + (counts[1] - counts[0]) * (latent_dim - 1)
-
-
-def _small_enough_to_build(name: str, channels: int, params: Mapping[str, Any], latent_dim: Any) -> bool:
-    """False where building the model just to validate it would allocate more than MAX_VALIDATION_BUILD_BYTES."""
-    if not _is_int(latent_dim) or latent_dim <= 2:
-        return True
-    try:
-        counts = [sum(p.numel() for p in model_registry.build(name, in_channels=channels, latent_dim=size,
-                                                              **params).parameters()) for size in (1, 2)]
-    except Exception:  # noqa: BLE001 - the real build reports what is wrong with the model
-        return True
-    return _parameters_at(counts, latent_dim) * 4 <= MAX_VALIDATION_BUILD_BYTES
 
 
 def _spelled(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
