@@ -67,9 +67,11 @@ def _cache_key(run_ids: list[str], checksums: list[str]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def setting_scores(results_dir: Path, run_ids: list[str], datasets: dict) -> dict[str, dict[str, float]] | None:
-    """``{run_id: {"udr.lasso": .., "udr.spearman": ..}}`` for one setting's runs (from the cache when its
-    runs' checkpoints are unchanged); None when its model has no posterior variance."""
+def setting_scores(results_dir: Path, run_ids: list[str], dataset_key: tuple[str, str],
+                   datasets: dict) -> dict[str, dict[str, float]] | None:
+    """``{run_id: {"udr.lasso": .., "udr.spearman": ..}}`` for one setting's runs on the dataset ``dataset_key``
+    (name, source), from the cache when its runs' checkpoints are unchanged; None when its model has no
+    posterior variance. ``datasets`` keeps the loaded datasets across settings."""
     directories = [results_dir / "runs" / run_id for run_id in run_ids]
     checksums = [file_digest(d / "checkpoint.pt") for d in directories]
     cache = results_dir / CACHE_DIR / f"{_cache_key(run_ids, checksums)}.json"
@@ -84,12 +86,9 @@ def setting_scores(results_dir: Path, run_ids: list[str], datasets: dict) -> dic
         model = load_model(directory / "checkpoint.pt", device="cpu")
         if not getattr(model, "has_variance", True):
             return None
-        record = json.loads((directory / "metrics.json").read_text())
-        dataset_info = record.get("provenance", {}).get("dataset", {})
-        key = (dataset_info.get("name"), dataset_info.get("source"))
-        if key not in datasets:
-            datasets[key] = data.get_dataset(key[0], key[1], progress=False)
-        dataset = datasets[key]
+        if dataset_key not in datasets:
+            datasets[dataset_key] = data.get_dataset(*dataset_key, progress=False)
+        dataset = datasets[dataset_key]
         indices = dataset.sample_indices(UDR_POINTS, np.random.default_rng(UDR_SEED))
         mean, logvar = encode_indices(model, dataset, indices, "cpu")
         means.append(mean)
@@ -127,7 +126,9 @@ def add_udr(frame: pd.DataFrame, results_dir: str | Path, *, progress: bool = Tr
     datasets: dict = {}
     with ProgressReporter("UDR", len(groups), enabled=progress and bool(groups)) as bar:
         for run_ids in groups:
-            scores = setting_scores(results_dir, run_ids, datasets)
+            # the dataset and source the runs frame read from each run's metrics.json (a setting has one)
+            first = frame.loc[frame["run_id"] == run_ids[0]].iloc[0]
+            scores = setting_scores(results_dir, run_ids, (first["dataset"], first["source"]), datasets)
             if scores is not None:
                 values.update(scores)
             bar.update(1)
