@@ -28,15 +28,10 @@ import numpy as np
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.binned_information import binned_information
 from disent_bench.metrics.cache import CodeView
-from disent_bench.metrics.sampling import draw_train
+from disent_bench.metrics.sampling import draw_train as draw  # one sample, as MIG
 
 NAME = "dcimig"
 NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
-
-
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``num_train`` image indices, uniform with replacement (one sample, as MIG)."""
-    return draw_train(dataset, settings, rng)
 
 
 def dcimig_from_information(mutual_information: np.ndarray, factor_entropy: np.ndarray) -> float:

@@ -37,15 +37,10 @@ import numpy as np
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.cache import CodeView
 from disent_bench.metrics.discrete import histogram_discretize
-from disent_bench.metrics.sampling import draw_train
+from disent_bench.metrics.sampling import draw_train as draw  # one sample, as MIG
 
 NAME = "irs"
 NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
-
-
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``num_train`` image indices, uniform with replacement (one sample, as MIG)."""
-    return draw_train(dataset, settings, rng)
 
 
 class IrsResult(NamedTuple):

@@ -33,15 +33,10 @@ import numpy as np
 from disent_bench.data.base import GroundTruthData
 from disent_bench.metrics.binned_information import InformationTables, binned_information
 from disent_bench.metrics.cache import CodeView
-from disent_bench.metrics.sampling import draw_train
+from disent_bench.metrics.sampling import draw_train as draw  # one sample, as MIG
 
 NAME = "jemmig"
 NEEDS: tuple[str, ...] = ()  # compute() reads codes and factors only
-
-
-def draw(dataset: GroundTruthData, settings: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``num_train`` image indices, uniform with replacement (one sample, as MIG)."""
-    return draw_train(dataset, settings, rng)
 
 
 def jemmig_from_information(tables: InformationTables, num_bins: int) -> float:
