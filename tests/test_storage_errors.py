@@ -43,6 +43,18 @@ def test_an_atomic_write_on_a_full_disk_names_the_file_and_leaves_the_old_one(tm
     assert not list(tmp_path.glob("*.tmp")) and len(list(tmp_path.iterdir())) == 1
 
 
+def run_cli(monkeypatch, capsys, grid: Path, out: Path) -> tuple[int, list[str]]:
+    """``disent-bench run`` of ``grid`` into ``out`` in this process (so injected faults apply): its exit code
+    and the lines it wrote to stderr."""
+    from disent_bench import cli
+
+    monkeypatch.setattr(sys, "argv", ["disent-bench", "run", "--grid", str(grid), "--out", str(out), "--jobs", "1",
+                                      "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
 def _grid(tmp_path):
     return tiny_grid(tmp_path, seeds=(0, 1), steps=6, models=("vae",), benchmark={"pack": 1})
 
@@ -76,8 +88,6 @@ def test_a_full_disk_mid_run_keeps_the_last_checkpoint_and_the_finished_runs(tmp
 
 
 def test_when_even_the_error_record_cannot_be_written_nothing_else_is_attempted(tmp_path, monkeypatch, capsys):
-    from disent_bench import cli
-
     grid = _grid(tmp_path)
     out = tmp_path / "results"
     attempted = []
@@ -87,14 +97,10 @@ def test_when_even_the_error_record_cannot_be_written_nothing_else_is_attempted(
         return dst.name != "config.json"
 
     full_disk(monkeypatch, everything)
-    monkeypatch.setattr(sys, "argv", ["disent-bench", "run", "--grid", str(grid), "--out", str(out), "--jobs", "1",
-                                      "--no-progress"])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    code, err = run_cli(monkeypatch, capsys, grid, out)
+    assert code == 1
     assert len(err) == 1 and err[0].startswith("error: cannot write ") and "the disk is full" in err[0]
-    assert "Traceback" not in capsys.readouterr().err
+    assert not any("Traceback" in line for line in err)
     # The first run's first checkpoint failed, then its error.json; the second run was never started.
     assert attempted.count("error.json") == 1 and not list(out.glob("runs/*/error.json"))
     assert not list(out.rglob("*.tmp"))
@@ -137,8 +143,6 @@ def test_a_report_on_a_full_disk_is_one_error_and_leaves_no_half_file(tmp_path, 
 
 
 def test_an_unwritable_results_directory_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
-    from disent_bench import cli
-
     grid = _grid(tmp_path)
     out = tmp_path / "results"
     real_mkdir = Path.mkdir
@@ -149,12 +153,8 @@ def test_an_unwritable_results_directory_is_refused_before_anything_runs(tmp_pat
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    monkeypatch.setattr(sys, "argv", ["disent-bench", "run", "--grid", str(grid), "--out", str(out), "--jobs", "1",
-                                      "--no-progress"])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    code, err = run_cli(monkeypatch, capsys, grid, out)
+    assert code == 2
     assert err == [f"error: results directory {out} is not writable: the file system is read-only "
                    f"(Read-only file system); choose another with --out"]
     assert not out.exists()
